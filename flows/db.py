@@ -1,0 +1,96 @@
+"""Open the database and create joinedup's own tables and contract views."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from flows import SQL_DIR
+
+SCHEMA = """
+create sequence if not exists file_ids start 1;
+create table if not exists files (
+    file_id integer primary key,
+    file_name varchar not null,
+    sha256 blob not null,
+    dataset varchar,
+    org_code varchar,
+    period varchar,
+    identity varchar,
+    status varchar not null,
+    rows_in bigint not null,
+    rows_loaded bigint not null,
+    rows_quarantined bigint not null,
+    reason varchar,
+    invalid_nhs_numbers bigint not null default 0,
+    missing_person_ids bigint not null default 0,
+    loaded_at timestamp not null default current_timestamp
+);
+create table if not exists quarantine_rows (
+    file_id integer not null,
+    file_name varchar not null,
+    line_number bigint,
+    rule varchar not null,
+    detail varchar
+);
+create table if not exists raw_apc (
+    file_id integer, line_number bigint, period date,
+    procode varchar, provspno varchar, person_id varchar, startage integer, sex varchar,
+    resladst_ons varchar, gpprac varchar, admidate date, admimeth varchar, admisorc varchar,
+    classpat varchar, disdate date, dismeth varchar, disdest varchar, discharge_ready_date date,
+    diag_4_01 varchar, diag_4_02 varchar, diag_4_03 varchar, diag_4_04 varchar, diag_4_05 varchar,
+    diag_4_06 varchar, diag_4_07 varchar, diag_4_08 varchar, diag_4_09 varchar, diag_4_10 varchar,
+    diag_4_11 varchar, diag_4_12 varchar, diag_4_13 varchar, diag_4_14 varchar, diag_4_15 varchar,
+    diag_4_16 varchar, diag_4_17 varchar, diag_4_18 varchar, diag_4_19 varchar, diag_4_20 varchar
+);
+create table if not exists raw_reablement (
+    file_id integer, line_number bigint, period date, la_code varchar, client_key varchar,
+    person_id varchar, age integer, hosp_discharge_date date, service_start_date date,
+    status_91d varchar
+);
+create table if not exists raw_carehome (
+    file_id integer, line_number bigint, period date, la_code varchar, client_key varchar,
+    person_id varchar, age integer, admission_date date, setting varchar, permanent varchar,
+    funding varchar
+);
+create table if not exists raw_population (
+    file_id integer, line_number bigint, area_code varchar, year integer, sex varchar,
+    age integer, population bigint
+);
+create table if not exists raw_plan (
+    file_id integer, line_number bigint, area_code varchar, metric_id varchar, period date,
+    plan_value double
+);
+create table if not exists raw_orgs (
+    file_id integer, line_number bigint, org_code varchar, org_type varchar, org_name varchar,
+    parent_code varchar
+);
+create or replace view load_log as
+    select file_name, sha256, dataset, org_code, period, status, rows_in, rows_loaded,
+           rows_quarantined, reason
+    from files order by file_id;
+create or replace view quarantine as
+    select file_name, line_number, rule, detail from quarantine_rows
+    order by file_id, line_number;
+"""
+
+
+def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the database, creating it and joinedup's tables when it is new."""
+    if not read_only:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only)
+    if not read_only:
+        con.execute(SCHEMA)
+        load_reference_tables(con)
+    return con
+
+
+def load_reference_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Load sql/reference/ref_*.csv as tables of the same name (code lists live only there)."""
+    for path in sorted((SQL_DIR / "reference").glob("ref_*.csv")):
+        con.execute(
+            f'create or replace table "{path.stem}" as '
+            "select * from read_csv(?, header = true, all_varchar = true)",
+            [str(path)],
+        )

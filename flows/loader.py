@@ -1,0 +1,424 @@
+"""Load landing files into DuckDB: one transaction per file, every input row accounted for.
+
+For each new file: parse its name, read it (CSV, gzipped CSV or Parquet) as text, check its
+columns, apply the dataset's row rules in one SQL pass, pseudonymise NHS numbers, then write the
+loaded rows, the quarantined rows and the file's ledger row in a single transaction.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Callable
+
+import duckdb
+
+from flows import identifiers
+from flows.datasets import DATASETS, Dataset
+from flows.errors import FileRejected, PseudoKeyMissing
+from flows.naming import PERIODIC_DATASETS, REFERENCE_DATASETS, FileName, parse_file_name
+from flows.rules import build_checked_sql
+
+# Reference data loads first so that every periodic file can be checked against it.
+DATASET_ORDER = {name: i for i, name in enumerate(REFERENCE_DATASETS[::-1] + PERIODIC_DATASETS)}
+_NATURAL = re.compile(r"(\d+)")
+
+
+@dataclass
+class LandingFile:
+    path: Path
+    sha256: bytes
+    name: FileName | None = None
+    name_error: FileRejected | None = None
+    columns: list[str] | None = None
+    read_error: str | None = None
+
+    @property
+    def file_name(self) -> str:
+        return self.path.name
+
+
+@dataclass
+class LoadResult:
+    file_name: str
+    status: str
+    rows_in: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    reason: str | None = None
+    dataset: str | None = None
+    period: str | None = None
+
+
+@dataclass
+class LoadSummary:
+    results: list[LoadResult] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return any(r.status == "loaded" for r in self.results)
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.results)
+
+
+# ---------------------------------------------------------------- discovering files
+
+
+def landing_files(landing: Path) -> list[Path]:
+    """Data files in the landing folder, in the order they must load (see `_load_order`)."""
+    if not landing.is_dir():
+        return []
+    paths = [p for p in landing.iterdir() if p.is_file() and not p.name.startswith(".")]
+    return sorted(paths, key=_load_order)
+
+
+def _load_order(path: Path) -> tuple:
+    """Reference data first, then by period; an original before its resubmissions.
+
+    The order depends only on names, so a folder loads the same whatever order its files
+    arrived in.
+    """
+    try:
+        name = parse_file_name(path.name)
+    except FileRejected:
+        return (9, "", "", "", (), path.name)
+    free = tuple(int(t) if t.isdigit() else t.lower()
+                 for t in _NATURAL.split(name.free_text or "") if t)
+    return (DATASET_ORDER[name.dataset], name.period or name.edition or "", name.dataset,
+            name.org_code.upper(), (name.free_text is not None,) + free, path.name)
+
+
+def sha256_of(path: Path) -> bytes:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.digest()
+
+
+def inspect(con: duckdb.DuckDBPyConnection, path: Path) -> LandingFile:
+    """Hash the file, parse its name and read its header, without loading it."""
+    item = LandingFile(path, sha256_of(path))
+    try:
+        item.name = parse_file_name(path.name)
+    except FileRejected as rejected:
+        item.name_error = rejected
+    try:
+        item.columns = header_of(con, path)
+    except duckdb.Error as error:
+        item.read_error = first_line(error)
+    return item
+
+
+def first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0][:300]
+
+
+def already_seen(con: duckdb.DuckDBPyConnection, item: LandingFile) -> bool:
+    """The same name with the same bytes was seen before: nothing to do, nothing to log."""
+    return con.execute("select count(*) from files where file_name = ? and sha256 = ?",
+                       [item.file_name, item.sha256]).fetchone()[0] > 0
+
+
+def require_pseudo_key(items: list[LandingFile], pseudo_key: str | None) -> None:
+    """Stop before loading anything when NHS numbers arrive and there is no key for them."""
+    if pseudo_key:
+        return
+    holders = [i.file_name for i in items
+               if i.columns and "NEWNHSNO" in {c.strip().upper() for c in i.columns}]
+    if holders:
+        raise PseudoKeyMissing(
+            f"{holders[0]}{' and %d more files' % (len(holders) - 1) if len(holders) > 1 else ''} "
+            "hold NHS numbers (NEWNHSNO) but JOINEDUP_PSEUDO_KEY is not set, so they cannot be "
+            "pseudonymised; nothing was loaded. Set it to your organisation's secret key, e.g. "
+            "`export JOINEDUP_PSEUDO_KEY=...` (keep the same key for every run), and run again.")
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _reader_sql(path: Path, *, header_only: bool = False) -> str:
+    """A DuckDB table expression that reads the file with every column as text."""
+    lower = path.name.lower()
+    quoted = str(path).replace("'", "''")
+    if lower.endswith(".parquet"):
+        return f"read_parquet('{quoted}', file_row_number = true)"
+    rejects = "" if header_only else ", store_rejects = true, rejects_limit = 0"
+    return (f"read_csv('{quoted}', delim = ',', quote = '\"', escape = '\"', "
+            f"auto_detect = false{rejects}{_csv_columns(path)})")
+
+
+def _csv_columns(path: Path) -> str:
+    """Column names from the header line, so the CSV reader never has to guess them."""
+    names = _csv_header(path)
+    if not names:
+        raise duckdb.InvalidInputException("the file is empty: it has no header row")
+    seen: dict[str, int] = {}
+    cols = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique = name if seen[name] == 1 else f"{name}__{seen[name]}"
+        cols.append(f"'{unique.replace(chr(39), chr(39) * 2)}': 'VARCHAR'")
+    return ", skip = 1, header = false, columns = {" + ", ".join(cols) + "}"
+
+
+def _csv_header(path: Path) -> list[str]:
+    import csv
+    import gzip
+    import io
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as handle:
+            raw = handle.readline(1 << 20)
+    except (OSError, EOFError) as error:
+        raise duckdb.IOException(f"cannot read the file: {error}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise duckdb.InvalidInputException("the header is not UTF-8 text") from None
+    row = next(csv.reader(io.StringIO(text)), [])
+    return [c.strip() for c in row]
+
+
+def header_of(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+    if path.name.lower().endswith(".parquet"):
+        rel = con.execute(f"select * from {_reader_sql(path, header_only=True)} limit 0")
+        return [d[0] for d in rel.description if d[0] != "file_row_number"]
+    return _csv_header(path)
+
+
+def read_into_src(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, int]:
+    """Read the file into temp table `src` (line_number + text columns) and `src_rejects`.
+
+    Returns (rows read, malformed lines). Lines the CSV parser cannot split into the header's
+    columns go to `src_rejects` with their data-line number.
+    """
+    # The CSV reader appends to these temporary tables; start each file with them empty.
+    con.execute("drop table if exists src; drop table if exists src_rejects; "
+                "drop table if exists reject_errors; drop table if exists reject_scans")
+    if path.name.lower().endswith(".parquet"):
+        con.execute(f"create temp table src as select file_row_number + 1 as line_number, "
+                    f"columns(c -> c <> 'file_row_number')::varchar "
+                    f"from {_reader_sql(path)}")
+        con.execute("create temp table src_rejects (line_number bigint, detail varchar)")
+    else:
+        con.execute(f"create temp table src as select row_number() over () as line_number, * "
+                    f"from {_reader_sql(path)}")
+        _collect_rejects(con)
+    read = con.execute("select count(*) from src").fetchone()[0]
+    bad = con.execute("select count(*) from src_rejects").fetchone()[0]
+    return read, bad
+
+
+def _collect_rejects(con: duckdb.DuckDBPyConnection) -> None:
+    """Copy the parser's rejects (temporary) and renumber good rows around them."""
+    con.execute("""
+        create temp table src_rejects as
+        select line - 1 as line_number,
+               string_agg(distinct error_type, ', ') as detail
+        from reject_errors group by line
+    """)
+    if con.execute("select count(*) from src_rejects").fetchone()[0] == 0:
+        return
+    # Good rows were numbered 1..n in file order; shift each past the rejected lines before it.
+    con.execute("""
+        create or replace temp table src as
+        with lines as (
+            select l as line_number, row_number() over (order by l) as seq
+            from range(1, (select count(*) from src) + (select count(*) from src_rejects) + 1) t(l)
+            where l not in (select line_number from src_rejects)
+        )
+        select lines.line_number, src.* exclude (line_number)
+        from src join lines on src.line_number = lines.seq
+    """)
+
+
+# ---------------------------------------------------------------- loading one file
+
+
+def load_landing(con: duckdb.DuckDBPyConnection, landing: Path, *, pseudo_key: str | None,
+                 on_file: Callable[[LoadResult], None] | None = None) -> LoadSummary:
+    """Load every new file in the landing folder; return what happened to each."""
+    items = [inspect(con, p) for p in landing_files(landing)]
+    new = [i for i in items if not already_seen(con, i)]
+    require_pseudo_key([i for i in new if not i.name_error], pseudo_key)
+    summary = LoadSummary()
+    for item in new:
+        result = load_file(con, item, pseudo_key=pseudo_key)
+        summary.results.append(result)
+        if on_file:
+            on_file(result)
+    return summary
+
+
+def load_file(con: duckdb.DuckDBPyConnection, item: LandingFile, *,
+              pseudo_key: str | None) -> LoadResult:
+    """Load one file in one transaction; a rejected file records why and loads nothing."""
+    con.execute("begin transaction")
+    try:
+        result = _load_in_transaction(con, item, pseudo_key)
+        con.execute("commit")
+        return result
+    except BaseException:
+        con.execute("rollback")
+        raise
+
+
+def _load_in_transaction(con, item: LandingFile, pseudo_key: str | None) -> LoadResult:
+    file_id = con.execute("select nextval('file_ids')").fetchone()[0]
+    if _is_duplicate(con, item):
+        return _record(con, file_id, item, LoadResult(item.file_name, "duplicate"))
+    try:
+        _check_file(item)
+        rows_in, malformed = read_into_src(con, item.path)
+    except FileRejected as rejected:
+        return _reject(con, file_id, item, rejected)
+    except duckdb.Error as error:
+        return _reject(con, file_id, item, FileRejected("unreadable", first_line(error)))
+    try:
+        _check_columns(con, item)
+    except FileRejected as rejected:
+        return _reject(con, file_id, item, rejected, rows_readable=True)
+    return _load_rows(con, file_id, item, rows_in + malformed, pseudo_key)
+
+
+def _is_duplicate(con, item: LandingFile) -> bool:
+    return con.execute("select count(*) from files where sha256 = ?",
+                       [item.sha256]).fetchone()[0] > 0
+
+
+def _check_file(item: LandingFile) -> None:
+    if item.read_error:
+        raise FileRejected("unreadable", item.read_error)
+    if item.name_error:
+        raise item.name_error
+
+
+def _check_columns(con, item: LandingFile) -> None:
+    dataset = DATASETS[item.name.dataset]
+    have = {c.strip().upper() for c in _src_columns(con)}
+    missing = [c for c in dataset.required if c not in have]
+    if dataset.person_required and not have & set(dataset.person_columns):
+        missing.append(" or ".join(dataset.person_columns))
+    if missing:
+        raise FileRejected("missing_column", f"required column {', '.join(missing)} is missing")
+    duplicated = sorted({c for c in have if [x.strip().upper() for x in _src_columns(con)].count(c) > 1})
+    if duplicated:
+        raise FileRejected("duplicate_column", f"column {', '.join(duplicated)} appears twice")
+
+
+def _src_columns(con) -> list[str]:
+    names = [d[0] for d in con.execute("select * from src limit 0").description]
+    return [re.sub(r"__\d+$", "", n) for n in names if n != "line_number"]
+
+
+def _reject(con, file_id: int, item: LandingFile, rejected: FileRejected, *,
+            rows_readable: bool = False) -> LoadResult:
+    """A rejected file loads nothing; readable rows are all quarantined under its reason."""
+    rows = 0
+    if rows_readable:
+        con.execute("insert into quarantine_rows select ?, ?, line_number, ?, ? from "
+                    "(select line_number from src union all select line_number from src_rejects)",
+                    [file_id, item.file_name, rejected.rule, f"file rejected: {rejected.detail}"])
+        rows = con.execute("select count(*) from quarantine_rows where file_id = ?",
+                           [file_id]).fetchone()[0]
+    elif item.name_error and not item.read_error:
+        rows = _quarantine_unnamed(con, file_id, item, rejected)
+    result = LoadResult(item.file_name, "rejected", rows, 0, rows, f"{rejected.rule}: {rejected.detail}")
+    return _record(con, file_id, item, result)
+
+
+def _quarantine_unnamed(con, file_id: int, item: LandingFile, rejected: FileRejected) -> int:
+    """A file with a bad name may still be readable: keep its rows for reprocessing."""
+    try:
+        read_into_src(con, item.path)
+    except duckdb.Error:
+        return 0
+    con.execute("insert into quarantine_rows select ?, ?, line_number, ?, ? from "
+                "(select line_number from src union all select line_number from src_rejects)",
+                [file_id, item.file_name, rejected.rule, f"file rejected: {rejected.detail}"])
+    return con.execute("select count(*) from quarantine_rows where file_id = ?",
+                       [file_id]).fetchone()[0]
+
+
+def _load_rows(con, file_id: int, item: LandingFile, rows_in: int,
+               pseudo_key: str | None) -> LoadResult:
+    dataset = DATASETS[item.name.dataset]
+    period_start = item.name.period_start
+    con.execute("drop table if exists checked")
+    sql = build_checked_sql(dataset, _column_map(con), org_code=item.name.org_code,
+                            period_start=period_start)
+    params = {k: v for k, v in identifiers.key_parameters(pseudo_key).items() if f"${k}" in sql}
+    con.execute("create temp table checked as " + sql, params)
+    _insert_raw(con, dataset, file_id, period_start)
+    _insert_quarantine(con, file_id, item.file_name)
+    loaded, quarantined, invalid, no_person = con.execute("""
+        select count(*) filter (where rule is null), count(*) filter (where rule is not null),
+               count(*) filter (where rule is null and nhs_number_invalid),
+               count(*) filter (where rule is null and person_id is null)
+        from checked""").fetchone()
+    quarantined += con.execute("select count(*) from src_rejects").fetchone()[0]
+    _supersede(con, item)
+    result = LoadResult(item.file_name, "loaded", rows_in, loaded, quarantined,
+                        dataset=dataset.name, period=item.name.period)
+    return _record(con, file_id, item, result, invalid=invalid, no_person=no_person)
+
+
+def _column_map(con) -> dict[str, str]:
+    """Upper-cased, trimmed contract name -> the column's name in `src`."""
+    names = [d[0] for d in con.execute("select * from src limit 0").description]
+    return {n.strip().upper(): n for n in names if n != "line_number"}
+
+
+def _insert_raw(con, dataset: Dataset, file_id: int, period_start: date | None) -> None:
+    table = f"raw_{dataset.name}"
+    columns = [d[0] for d in con.execute(f"select * from {table} limit 0").description]
+    values = [c for c in columns if c not in ("file_id", "period")]
+    period = ["period"] if "period" in columns else []
+    con.execute(
+        f"insert into {table} (file_id, {', '.join(period + values)}) "
+        f"select ?, {'?, ' if period else ''}{', '.join(values)} from checked where rule is null "
+        "order by line_number",
+        [file_id] + ([period_start] if period else []))
+
+
+def _insert_quarantine(con, file_id: int, file_name: str) -> None:
+    con.execute("""
+        insert into quarantine_rows
+        select ?, ?, line_number, rule, detail from checked where rule is not null
+        union all
+        select ?, ?, line_number, 'malformed_row',
+               'the line does not split into the header''s columns (' || detail || ')'
+        from src_rejects
+    """, [file_id, file_name, file_id, file_name])
+
+
+def _supersede(con, item: LandingFile) -> None:
+    """A resubmission replaces the earlier file's rows entirely; its counts stay in the log."""
+    identity = "|".join(str(x) for x in item.name.identity)
+    old = [r[0] for r in con.execute(
+        "select file_id from files where identity = ? and status = 'loaded'", [identity]).fetchall()]
+    for file_id in old:
+        con.execute(f"delete from raw_{item.name.dataset} where file_id = ?", [file_id])
+        con.execute("update files set status = 'superseded' where file_id = ?", [file_id])
+
+
+def _record(con, file_id: int, item: LandingFile, result: LoadResult, *, invalid: int = 0,
+            no_person: int = 0) -> LoadResult:
+    name = item.name
+    identity = "|".join(str(x) for x in name.identity) if name else None
+    con.execute(
+        "insert into files (file_id, file_name, sha256, dataset, org_code, period, identity, "
+        "status, rows_in, rows_loaded, rows_quarantined, reason, invalid_nhs_numbers, "
+        "missing_person_ids) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [file_id, item.file_name, item.sha256, name.dataset if name else None,
+         name.org_code if name else None, name.period if name else None, identity,
+         result.status, result.rows_in, result.rows_loaded, result.rows_quarantined,
+         result.reason, invalid, no_person])
+    result.dataset = name.dataset if name else None
+    result.period = name.period if name else None
+    return result

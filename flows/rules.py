@@ -1,0 +1,173 @@
+"""Row rules of the contract (section 2), as one SQL query over the text table `src`.
+
+`build_checked_sql` returns a SELECT giving, per input row, its typed values, `rule` (the name
+of the first rule it fails, NULL when it loads) and `detail` (what is wrong and where, never an
+NHS number). Rules run in the order below, so a row is quarantined under its most basic fault.
+"""
+from __future__ import annotations
+
+from datetime import date
+
+from flows.datasets import Column, Dataset
+from flows.identifiers import clean_nhs_number_sql, nhs_number_valid_sql, pseudonym_sql
+
+AGE_MAX = 120
+# HES STARTAGE 7001-7007: under one year (treated as 0 by the models).
+INFANT_AGE_CODES = (7001, 7007)
+POPULATION_AGE_MAX = 90  # ONS single year of age; 90 means 90 and over
+
+
+def sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _raw(colmap: dict[str, str], name: str) -> str:
+    """The trimmed text of a column, NULL when empty or when the file does not have it."""
+    if name not in colmap:
+        return "cast(null as varchar)"
+    return f"nullif(trim(src.\"{colmap[name]}\"), '')"
+
+
+def _typed(column: Column, raw: str) -> str:
+    if column.type == "int":
+        return f"try_cast({raw} as integer)"
+    if column.type == "number":
+        return f"try_cast({raw} as double)"
+    if column.type == "date":
+        return (f"coalesce(try_strptime({raw}, '%Y-%m-%d'), "
+                f"try_strptime({raw}, '%d/%m/%Y'))::date")
+    if column.codes:
+        return f"upper({raw})"
+    return raw
+
+
+def _rule(condition: str, rule: str, detail: str) -> tuple[str, str, str]:
+    return condition, rule, detail
+
+
+def _column_rules(dataset: Dataset, colmap: dict[str, str], org_code: str) -> list[tuple]:
+    rules = []
+    for name in dataset.key:
+        rules.append(_rule(f"r.{name} is null", "missing_key",
+                           f"'key column {name} is empty'"))
+    if dataset.org_column:
+        col = dataset.org_column
+        rules.append(_rule(f"upper(r.{col}) <> {sql_text(org_code.upper())}", "org_mismatch",
+                           f"'{col} ' || r.{col} || ' does not match the file name''s "
+                           f"organisation {org_code}'"))
+    for column in dataset.columns:
+        if column.required and column.name not in dataset.key:
+            rules.append(_rule(f"r.{column.name} is null", "missing_value",
+                               f"'required column {column.name} is empty'"))
+    for column in dataset.columns:
+        if column.type in ("int", "number", "date"):
+            rule = "bad_date" if column.type == "date" else "bad_number"
+            what = "a date (YYYY-MM-DD or DD/MM/YYYY)" if column.type == "date" else "a number"
+            rules.append(_rule(f"r.{column.name} is not null and t.{column.name} is null", rule,
+                               f"'{column.name} ''' || r.{column.name} || ''' is not {what}'"))
+    return rules
+
+
+def _code_rules(dataset: Dataset) -> list[tuple]:
+    return [
+        _rule(f"t.{c.name} is not null and t.{c.name} not in (select upper(trim(code)) from ref_{c.codes})",
+              "bad_code", f"'{c.name} ''' || r.{c.name} || ''' is not a valid {c.codes.replace('_', ' ')} code'")
+        for c in dataset.columns if c.codes
+    ]
+
+
+def _apc_rules(period_start: date) -> list[tuple]:
+    start = f"date '{period_start.isoformat()}'"
+    end = f"(last_day({start}))"
+    low, high = INFANT_AGE_CODES
+    return [
+        _rule(f"not (t.STARTAGE between 0 and {AGE_MAX} or t.STARTAGE between {low} and {high})",
+              "age_out_of_range", f"'STARTAGE ' || t.STARTAGE || ' is not 0-{AGE_MAX} or {low}-{high}'"),
+        _rule(f"t.ADMIDATE > {end}", "admidate_after_period_end",
+              f"'ADMIDATE ' || t.ADMIDATE || ' is after the file''s period end ' || {end}"),
+        _rule("t.DISDATE < t.ADMIDATE", "disdate_before_admidate",
+              "'DISDATE ' || t.DISDATE || ' is before ADMIDATE ' || t.ADMIDATE"),
+        _rule(f"t.DISDATE > {end}", "disdate_after_period_end",
+              f"'DISDATE ' || t.DISDATE || ' is after the file''s period end ' || {end}"),
+        _rule(f"t.DISDATE < {start}", "spell_outside_period",
+              f"'the spell ended (' || t.DISDATE || ') before the file''s period began ' || {start}"),
+    ]
+
+
+def _age_rules(dataset: Dataset) -> list[tuple]:
+    age_max = POPULATION_AGE_MAX if dataset.name == "population" else AGE_MAX
+    rules = [_rule(f"not (t.AGE between 0 and {age_max})", "age_out_of_range",
+                   f"'AGE ' || t.AGE || ' is not 0-{age_max}'")]
+    if dataset.name == "population":
+        rules.append(_rule("t.POPULATION < 0", "bad_number", "'POPULATION is negative'"))
+    return rules
+
+
+def _plan_rules() -> list[tuple]:
+    return [_rule("t.PERIOD_DATE is null", "bad_period",
+                  "'PERIOD ''' || r.PERIOD || ''' is not a month (YYYY-MM)'")]
+
+
+def _dataset_rules(dataset: Dataset, period_start: date | None) -> list[tuple]:
+    if dataset.name == "apc":
+        return _apc_rules(period_start)
+    if dataset.name in ("reablement", "carehome", "population"):
+        return _age_rules(dataset)
+    if dataset.name == "plan":
+        return _plan_rules()
+    return []
+
+
+def _person_columns(dataset: Dataset, colmap: dict[str, str]) -> tuple[list[str], list[str]]:
+    """person_id (and client_key) expressions; NHS numbers are hashed here and go no further."""
+    if not dataset.person_columns:
+        return ["cast(null as varchar) as person_id", "false as nhs_number_invalid"], []
+    nhs = _raw(colmap, "NEWNHSNO")
+    clean = clean_nhs_number_sql(nhs)
+    valid = nhs_number_valid_sql(clean)
+    person = (f"case when {nhs} is null then {_raw(colmap, 'PSEUDO_ID')} "
+              f"when {valid} then {pseudonym_sql(clean)} end")
+    select = [f"{person} as person_id",
+              f"({nhs} is not null and not coalesce({valid}, false)) as nhs_number_invalid"]
+    if "CLIENT_ID" in colmap:
+        select.append(f"{pseudonym_sql(_raw(colmap, 'LA_CODE') + ' || chr(31) || ' + _raw(colmap, 'CLIENT_ID'), pad='client')} as client_key")
+    return select, []
+
+
+def build_checked_sql(dataset: Dataset, colmap: dict[str, str], *, org_code: str,
+                      period_start: date | None) -> str:
+    """SELECT line_number, <typed columns>, person_id, rule, detail FROM src."""
+    raw_cols = [f"{_raw(colmap, c.name)} as {c.name}" for c in dataset.columns]
+    typed_cols = [f"{_typed(c, 'r.' + c.name)} as {c.name}" for c in dataset.columns]
+    if dataset.name == "plan":
+        typed_cols.append("try_strptime(r.PERIOD || '-01', '%Y-%m-%d')::date as PERIOD_DATE")
+    person_cols, _ = _person_columns(dataset, colmap)
+    rules = (_column_rules(dataset, colmap, org_code) + _dataset_rules(dataset, period_start)
+             + _code_rules(dataset))
+    case_rule = " ".join(f"when {cond} then '{name}'" for cond, name, _ in rules)
+    case_detail = " ".join(f"when {cond} then {detail}" for cond, _, detail in rules)
+    key = ", ".join(f"t.{k}" for k in dataset.key)
+    dup_detail = " || ', ' || ".join(f"'{k} ' || coalesce(t.{k}::varchar, '')" for k in dataset.key)
+    return f"""
+        with r as (
+            select src.line_number, {', '.join(raw_cols + person_cols)} from src
+        ),
+        t as (
+            select r.line_number, {', '.join(typed_cols)} from r
+        ),
+        judged as (
+            select t.*, r.* exclude (line_number, {', '.join(c.name for c in dataset.columns)}),
+                   case {case_rule} end as first_rule,
+                   case {case_detail} end as first_detail,
+                   count(*) over (partition by {key}) as key_count
+            from t join r using (line_number)
+        )
+        select judged.* exclude (first_rule, first_detail, key_count),
+               case when first_rule is not null then first_rule
+                    when key_count > 1 then 'duplicate_key' end as rule,
+               case when first_rule is not null then coalesce(first_detail, first_rule)
+                    when key_count > 1 then 'the key (' || {dup_detail.replace('t.', 'judged.')} ||
+                         ') appears ' || key_count || ' times in the file; none of them is loaded'
+               end as detail
+        from judged
+    """
