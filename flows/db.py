@@ -33,6 +33,8 @@ create table if not exists quarantine_rows (
     rule varchar not null,
     detail varchar
 );
+-- Months whose metrics a file's rows can change (NULL month: every month).
+create table if not exists file_months (file_id integer not null, month date);
 create table if not exists raw_apc (
     file_id integer, line_number bigint, period date,
     procode varchar, provspno varchar, person_id varchar, startage integer, sex varchar,

@@ -355,6 +355,7 @@ def _load_rows(con, file_id: int, item: LandingFile, rows_in: int,
     params = {k: v for k, v in identifiers.key_parameters(pseudo_key).items() if f"${k}" in sql}
     con.execute("create temp table checked as " + sql, params)
     _insert_raw(con, dataset, file_id, period_start)
+    _record_months(con, dataset.name, file_id, period_start)
     _insert_quarantine(con, file_id, item.file_name)
     loaded, quarantined, invalid, no_person = con.execute("""
         select count(*) filter (where rule is null), count(*) filter (where rule is not null),
@@ -384,6 +385,30 @@ def _insert_raw(con, dataset: Dataset, file_id: int, period_start: date | None) 
         f"select ?, {'?, ' if period else ''}{', '.join(values)} from checked where rule is null "
         "order by line_number",
         [file_id] + ([period_start] if period else []))
+
+
+# Which months a file can change. An apc file holds every spell open in its period, so it can
+# change every month since its earliest admission, and the month before its period through
+# readmissions (an admission in the period can readmit a discharge up to 29 days earlier).
+_MONTHS_SQL = {
+    "apc": """select distinct m::date from (
+                  select least(date_trunc('month', min(admidate)), ?::date - interval 1 month) as lo
+                  from raw_apc where file_id = ?) b,
+              generate_series(b.lo, ?::date, interval 1 month) g(m)""",
+    "reablement": "select distinct date_trunc('month', hosp_discharge_date) "
+                  "from raw_reablement where file_id = ?",
+    "carehome": "select distinct date_trunc('month', admission_date) from raw_carehome where file_id = ?",
+    "plan": "select distinct period from raw_plan where file_id = ?",
+}
+
+
+def _record_months(con, dataset: str, file_id: int, period_start: date | None) -> None:
+    if dataset not in _MONTHS_SQL:
+        con.execute("insert into file_months values (?, null)", [file_id])
+        return
+    params = [period_start, file_id, period_start] if dataset == "apc" else [file_id]
+    con.execute(f"insert into file_months select ?, * from ({_MONTHS_SQL[dataset]})",
+                [file_id] + params)
 
 
 def _insert_quarantine(con, file_id: int, file_name: str) -> None:

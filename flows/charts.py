@@ -1,0 +1,177 @@
+"""Trend charts as inline SVG, drawn with matplotlib's SVG backend (no pyplot, no files).
+
+Charts are the slow part of rendering (about 15–30 ms each), so each process keeps one figure and
+only swaps the data between charts, and `render_charts` spreads them over a bounded process pool.
+A chart is plain data (`ChartSpec`) in and an `<svg>` string out, so it pickles across processes.
+"""
+from __future__ import annotations
+
+import io
+import math
+import re
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from html import escape
+from multiprocessing import get_context
+
+import matplotlib
+from matplotlib.backends.backend_svg import FigureCanvasSVG
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+# NHS identity colours: blue for the area, warm yellow for the plan, dark grey for England.
+AREA_COLOUR = "#005EB8"
+PLAN_COLOUR = "#ED8B00"
+ENGLAND_COLOUR = "#425563"
+FIGURE_SIZE = (6.4, 2.5)    # inches; the SVG scales to the page width
+TICK_EVERY = 3              # label every third month on the x axis
+_RC = {
+    "svg.fonttype": "none",            # text stays text: small, searchable, styled by the page
+    "svg.hashsalt": "joinedup",        # stable clip-path ids, so output is reproducible
+    "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans"],  # ships with matplotlib, so layout never hunts for fonts
+    "font.size": 8,
+    "axes.edgecolor": "#AEB7BD",
+    "axes.labelcolor": "#212B32",
+    "xtick.color": "#4C6272",
+    "ytick.color": "#4C6272",
+}
+_FONT_FAMILY = re.compile(r"font-family: [^;\"]*;? ?")
+_PROLOGUE = re.compile(r"^.*?(?=<svg)", re.S)
+_METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.S)
+_GLOBAL_STYLE = re.compile(r"<style type=\"text/css\">.*?</style>", re.S)
+_SIZE = re.compile(r' width="[\d.]+pt" height="[\d.]+pt"')
+
+
+@dataclass(frozen=True)
+class ChartSpec:
+    """One 24-month trend: the area's published values with its plan and England."""
+
+    key: str                      # unique on a page; prefixes the SVG's internal ids
+    label: str                    # accessible description (aria-label and <title>)
+    area_name: str
+    y_label: str
+    months: tuple[str, ...]       # x-axis labels, oldest first
+    values: tuple[float | None, ...]
+    plan: tuple[float | None, ...]
+    england: tuple[float | None, ...]
+    provisional: tuple[bool, ...]
+
+
+class _Canvas:
+    """One reusable figure: building axes and ticks costs more than drawing the lines."""
+
+    def __init__(self) -> None:
+        with matplotlib.rc_context(_RC):
+            self.figure = Figure(figsize=FIGURE_SIZE)
+            self.figure.subplots_adjust(left=0.1, right=0.98, top=0.84, bottom=0.13)
+            self.ax = self.figure.add_subplot()
+            self._lines()
+            self._style_axes()
+        self.canvas = FigureCanvasSVG(self.figure)
+
+    def _lines(self) -> None:
+        ax = self.ax
+        (self.area,) = ax.plot([], [], color=AREA_COLOUR, lw=2, marker="o", ms=3)
+        (self.open,) = ax.plot([], [], ls="none", marker="o", ms=5, mfc="white",
+                               mec=AREA_COLOUR, mew=1.2, label="Provisional")
+        (self.plan,) = ax.plot([], [], color=PLAN_COLOUR, lw=1.5, ls="--", label="Plan")
+        (self.england,) = ax.plot([], [], color=ENGLAND_COLOUR, lw=1.2, ls=":", label="England")
+
+    def _style_axes(self) -> None:
+        ax = self.ax
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.grid(axis="y", color="#E8EDEE", lw=0.6)
+        ax.set_axisbelow(True)
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=4, min_n_ticks=3))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}" if abs(v) >= 100
+                                                   else f"{v:,.3g}"))
+
+    def draw(self, spec: ChartSpec) -> str:
+        with matplotlib.rc_context(_RC):
+            self._set_data(spec)
+            buffer = io.StringIO()
+            self.canvas.print_svg(buffer, metadata={"Date": None})
+        return buffer.getvalue()
+
+    def _set_data(self, spec: ChartSpec) -> None:
+        x = list(range(len(spec.months)))
+        self.area.set_data(x, _nan(spec.values))
+        self.area.set_label(spec.area_name)
+        self.open.set_data(x, _nan(v if p else None for v, p in zip(spec.values, spec.provisional)))
+        self.plan.set_data(x, _nan(spec.plan))
+        self.england.set_data(x, _nan(spec.england))
+        self.ax.set_xticks(x[::TICK_EVERY], spec.months[::TICK_EVERY])
+        self.ax.set_xlim(-0.5, len(x) - 0.5)
+        self.ax.set_ylabel(spec.y_label)
+        self._rescale(spec)
+        self._legend(spec)
+
+    def _rescale(self, spec: ChartSpec) -> None:
+        # Rates and percentages start at zero so that small changes are not exaggerated.
+        finite = [v for v in (*spec.values, *spec.plan, *spec.england) if v is not None]
+        top = max(finite, default=1.0) or 1.0
+        self.ax.set_ylim(0, top * 1.08)
+
+    def _legend(self, spec: ChartSpec) -> None:
+        handles = [self.area]
+        handles += [self.open] if any(p and v is not None for v, p in
+                                      zip(spec.values, spec.provisional)) else []
+        handles += [line for line, data in ((self.plan, spec.plan), (self.england, spec.england))
+                    if any(v is not None for v in data)]
+        self.ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=4,
+                       frameon=False, fontsize=8, handlelength=2.2, borderaxespad=0.2)
+
+
+def _nan(values) -> list[float]:
+    return [math.nan if v is None else v for v in values]
+
+
+_local = threading.local()
+
+
+def render_svg(spec: ChartSpec) -> str:
+    """The chart as an inline `<svg>` element with role, label and page-unique ids."""
+    canvas = getattr(_local, "canvas", None)
+    if canvas is None:
+        canvas = _local.canvas = _Canvas()
+    return _inline(canvas.draw(spec), spec)
+
+
+def _inline(svg: str, spec: ChartSpec) -> str:
+    svg = _METADATA.sub("", _PROLOGUE.sub("", svg, count=1), count=1)
+    svg = _GLOBAL_STYLE.sub("", svg)          # its `*{...}` rule would leak into the page
+    svg = _FONT_FAMILY.sub("", svg)           # the page's CSS sets the font
+    svg = _prefix_ids(svg, spec.key)
+    label = escape(spec.label, quote=True)
+    svg = _SIZE.sub(f' class="chart-svg" role="img" aria-label="{label}" focusable="false"',
+                    svg, count=1)
+    head_end = svg.index(">") + 1
+    return f"{svg[:head_end]}<title>{escape(spec.label)}</title>{svg[head_end:]}".strip()
+
+
+def _prefix_ids(svg: str, key: str) -> str:
+    """Many charts share one page, so each chart's ids get its own prefix."""
+    svg = re.sub(r' id="([^"]+)"', rf' id="{key}-\1"', svg)
+    svg = svg.replace("url(#", f"url(#{key}-")
+    return svg.replace('xlink:href="#', f'xlink:href="#{key}-')
+
+
+def _render_batch(specs: Sequence[ChartSpec]) -> list[str]:
+    return [render_svg(spec) for spec in specs]
+
+
+def render_charts(specs: Sequence[ChartSpec], *, workers: int = 1) -> dict[str, str]:
+    """Render every chart once; with workers > 1, in a bounded pool of processes."""
+    specs = list({spec.key: spec for spec in specs}.values())
+    if workers <= 1 or len(specs) < 2 * workers:
+        return {spec.key: render_svg(spec) for spec in specs}
+    batches = [specs[i::workers * 4] for i in range(workers * 4)]
+    # spawn, not fork: the parent holds a DuckDB connection and its threads.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        results = pool.map(_render_batch, [b for b in batches if b])
+        svgs = [svg for batch in results for svg in batch]
+    ordered = [spec for b in batches if b for spec in b]
+    return {spec.key: svg for spec, svg in zip(ordered, svgs)}

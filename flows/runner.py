@@ -1,0 +1,411 @@
+"""The SQL model runner: read model headers, order models, build months, audit, track staleness.
+
+Every `sql/**/*.sql` file starts with a header comment of `key: value` lines (see
+sql/README.md). Kinds:
+  view    - a persistent view, re-created at the start of every build
+  table   - a temporary table materialised once per build (shared by every month's models)
+  metric  - one month's numerator and denominator per HWB; the runner rolls it up to ICB and
+            England, computes value, plan_value and status, and writes `metric_cells`
+  audit   - sql/audits: returns offending rows for one month; `severity: fail` blocks the month
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from graphlib import TopologicalSorter
+from pathlib import Path
+
+import duckdb
+import sqlglot
+from sqlglot import exp
+
+from flows import SQL_DIR
+from flows.errors import AuditFailed, JoinedUpError
+
+ENGLAND = "E92000001"
+UNIT_SCALE = {"per_100k": 100000.0, "percent": 100.0, "days": 1.0}
+HEADER = re.compile(r"^\s*/\*(.*?)\*/", re.S)
+RAW_DATASETS = {"raw_apc": "apc", "raw_reablement": "reablement", "raw_carehome": "carehome",
+                "raw_population": "population", "raw_plan": "plan", "raw_orgs": "orgs"}
+
+RUNNER_SCHEMA = """
+create table if not exists metric_cells (
+    period_month date not null, area_type varchar not null, area_code varchar not null,
+    metric_id varchar not null, numerator double, denominator double, value double,
+    plan_value double, status varchar not null,
+    primary key (period_month, area_type, area_code, metric_id)
+);
+create table if not exists model_builds (
+    period_month date not null, model varchar not null, sql_fingerprint varchar not null,
+    input_fingerprint varchar not null, input_files integer[], built_at timestamp default current_timestamp,
+    primary key (period_month, model)
+);
+create table if not exists audit_results (
+    run_id varchar, period_month date, audit varchar, severity varchar, offending bigint,
+    example varchar, checked_at timestamp default current_timestamp
+);
+create table if not exists metric_catalog (
+    metric_id varchar primary key, title varchar, unit varchar, higher_is_better boolean,
+    numerator_label varchar, denominator_label varchar, unit_cost double, definition varchar,
+    official_id varchar, source varchar, sql_file varchar, sort_order integer,
+    follow_up_days integer, datasets varchar[]
+);
+create or replace view metric_values as
+    select period_month, area_type, area_code, metric_id, numerator, denominator, value,
+           plan_value, status
+    from metric_cells;
+"""
+
+
+@dataclass
+class Model:
+    name: str
+    path: Path
+    kind: str
+    sql: str
+    header: dict[str, str]
+    depends_on: list[str]
+
+    @property
+    def datasets(self) -> set[str]:
+        return {RAW_DATASETS[d] for d in self.depends_on if d in RAW_DATASETS}
+
+
+@dataclass
+class Project:
+    models: dict[str, Model]
+    audits: list[Model]
+
+    def upstream(self, name: str) -> list[Model]:
+        """The model and every model it reads, dependencies first."""
+        seen: dict[str, Model] = {}
+
+        def visit(n: str) -> None:
+            if n in seen or n not in self.models:
+                return
+            for d in self.models[n].depends_on:
+                visit(d)
+            seen[n] = self.models[n]
+        visit(name)
+        return list(seen.values())
+
+    def datasets_of(self, name: str) -> set[str]:
+        return set().union(*(m.datasets for m in self.upstream(name)))
+
+    def fingerprint(self, name: str) -> str:
+        """Changes when the model's SQL, any upstream model's SQL, or a code list it reads does."""
+        digest = hashlib.sha256()
+        for model in self.upstream(name):
+            digest.update(model.sql.encode())
+            for dep in model.depends_on:
+                ref = SQL_DIR / "reference" / f"{dep}.csv"
+                if ref.exists():
+                    digest.update(ref.read_bytes())
+        return letters(digest.digest())
+
+    @property
+    def metrics(self) -> list[Model]:
+        return sorted((m for m in self.models.values() if m.kind == "metric"),
+                      key=lambda m: (int(m.header.get("sort_order", 999)), m.name))
+
+    def ordered(self, kinds: tuple[str, ...]) -> list[Model]:
+        graph = {n: [d for d in m.depends_on if d in self.models] for n, m in self.models.items()}
+        order = TopologicalSorter(graph).static_order()
+        return [self.models[n] for n in order if self.models[n].kind in kinds]
+
+
+def letters(digest: bytes) -> str:
+    """Hex with digits shifted to letters: a fingerprint that can never look like an NHS number."""
+    return digest.hex()[:32].translate(str.maketrans("0123456789", "ghijklmnop"))
+
+
+# ---------------------------------------------------------------- reading models
+
+
+def parse_header(text: str, path: Path) -> dict[str, str]:
+    match = HEADER.match(text)
+    if not match:
+        raise JoinedUpError(f"{path}: a model must start with a /* ... */ header")
+    header: dict[str, str] = {}
+    last = None
+    for line in match.group(1).splitlines():
+        if re.match(r"^\s*[a-z_]+:", line):
+            key, _, value = line.partition(":")
+            last = key.strip()
+            header[last] = value.strip()
+        elif last and line.strip():
+            header[last] += " " + line.strip()  # continuation of a long value
+    return header
+
+
+def referenced_tables(sql: str) -> set[str]:
+    """Tables and views the SQL reads, found by parsing it (CTE names excluded)."""
+    tree = sqlglot.parse_one(sql.replace("$period_start", "date '2000-01-01'")
+                             .replace("$period_end", "date '2000-01-31'"), read="duckdb")
+    ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
+    return {t.name for t in tree.find_all(exp.Table) if t.name and t.name not in ctes}
+
+
+def read_model(path: Path) -> Model:
+    text = path.read_text()
+    header = parse_header(text, path)
+    body = HEADER.sub("", text, count=1).strip().rstrip(";")
+    declared = [d.strip() for d in header.get("depends_on", "").split(",") if d.strip()]
+    name = header.get("model") or path.stem
+    return Model(name, path, header.get("kind", "audit" if "audits" in path.parts else "view"),
+                 body, header, declared)
+
+
+def load_project(sql_dir: Path = SQL_DIR) -> Project:
+    models, audits = {}, []
+    for path in sorted(sql_dir.rglob("*.sql")):
+        model = read_model(path)
+        if model.kind == "audit":
+            audits.append(model)
+        else:
+            if model.name in models:
+                raise JoinedUpError(f"model {model.name} is defined twice ({path})")
+            models[model.name] = model
+    return Project(models, audits)
+
+
+def check_dependencies(project: Project) -> list[str]:
+    """Problems where a header's depends_on disagrees with what its SQL reads."""
+    problems = []
+    for model in list(project.models.values()) + project.audits:
+        if model.kind == "macro":
+            continue
+        actual = referenced_tables(model.sql)
+        declared = set(model.depends_on)
+        if actual != declared:
+            problems.append(f"{model.path.name}: depends_on {sorted(declared)} but the SQL reads "
+                            f"{sorted(actual)}")
+    return problems
+
+
+# ---------------------------------------------------------------- staleness
+
+
+@dataclass
+class MonthPlan:
+    month: date
+    models: dict[str, str] = field(default_factory=dict)   # model -> why it is stale
+
+    @property
+    def stale(self) -> bool:
+        return bool(self.models)
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(RUNNER_SCHEMA)
+
+
+def loaded_months(con: duckdb.DuckDBPyConnection) -> list[date]:
+    """Months with at least one loaded periodic extract: the months metrics exist for."""
+    rows = con.execute("""select distinct strptime(period || '-01', '%Y-%m-%d')::date from files
+                          where status = 'loaded' and period is not null order by 1""").fetchall()
+    return [r[0] for r in rows]
+
+
+def _input_files(con, month: date, datasets: set[str]) -> list[tuple[int, str, bytes]]:
+    """Loaded files whose rows can change this month's figures for these datasets."""
+    return con.execute("""
+        select distinct f.file_id, f.file_name, f.sha256 from files f join file_months m using (file_id)
+        where f.status = 'loaded' and f.dataset in (select unnest(?::varchar[]))
+          and (m.month = ? or m.month is null)
+        order by f.file_id""", [sorted(datasets), month]).fetchall()
+
+
+def _fingerprint(files: list[tuple[int, str, bytes]]) -> str:
+    return letters(hashlib.sha256(b"".join(sorted(f[2] for f in files))).digest())
+
+
+def plan_months(con: duckdb.DuckDBPyConnection, project: Project, months: list[date]) -> list[MonthPlan]:
+    """For each month, which metric models are stale and why (changes nothing)."""
+    plans = []
+    for month in months:
+        plan = MonthPlan(month)
+        for model in project.metrics:
+            reason = _stale_reason(con, project, model, month)
+            if reason:
+                plan.models[model.name] = reason
+        plans.append(plan)
+    return plans
+
+
+def _metric_datasets(project: Project, model: Model) -> set[str]:
+    # plan values and the org tree feed every metric's cells, whatever its SQL reads.
+    return project.datasets_of(model.name) | {"plan", "orgs"}
+
+
+def _stale_reason(con, project: Project, model: Model, month: date) -> str | None:
+    built = con.execute("select sql_fingerprint, input_fingerprint, input_files from model_builds "
+                        "where period_month = ? and model = ?", [month, model.name]).fetchone()
+    if built is None:
+        return "not built yet"
+    if built[0] != project.fingerprint(model.name):
+        return "model SQL changed (" + ", ".join(
+            m.path.name for m in project.upstream(model.name)) + ")"
+    files = _input_files(con, month, _metric_datasets(project, model))
+    if built[1] != _fingerprint(files):
+        return _input_change(con, built[2] or [], [f[0] for f in files])
+    return None
+
+
+def _input_change(con, before: list[int], now: list[int]) -> str:
+    names = dict(con.execute("select file_id, file_name from files").fetchall())
+    added = [names[i] for i in now if i not in before]
+    removed = [names.get(i, f"file {i}") for i in before if i not in now]
+    parts = []
+    if added:
+        parts.append("new input " + ", ".join(added[:3]) + (" …" if len(added) > 3 else ""))
+    if removed:
+        parts.append("replaced input " + ", ".join(removed[:3]) + (" …" if len(removed) > 3 else ""))
+    return "; ".join(parts) or "inputs changed"
+
+
+# ---------------------------------------------------------------- building
+
+
+@dataclass
+class BuildResult:
+    months_built: list[date] = field(default_factory=list)
+    models_run: int = 0
+    audits: list[dict] = field(default_factory=list)
+
+
+def create_views(con, project: Project) -> None:
+    """Views and once-per-build tables, in dependency order."""
+    for model in project.ordered(("macro",)):
+        con.execute(model.sql)
+    for model in project.ordered(("view", "table")):
+        if model.kind == "view":
+            con.execute(f"create or replace view {model.name} as {model.sql}")
+        else:
+            con.execute(f"create or replace temp table {model.name} as {model.sql}")
+
+
+def write_catalog(con, project: Project) -> None:
+    """The metric catalogue comes from the model headers, so reports cannot disagree with SQL."""
+    con.execute("delete from metric_catalog")
+    for order, model in enumerate(project.metrics):
+        h = model.header
+        con.execute("insert into metric_catalog values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+            h["metric_id"], h.get("title", h["metric_id"]), h["unit"],
+            h.get("higher_is_better", "false").lower() == "true", h.get("numerator_label"),
+            h.get("denominator_label"), float(h["unit_cost"]) if h.get("unit_cost") else None,
+            h.get("definition") or h.get("description"), h.get("official_id"), h.get("source"),
+            str(model.path.relative_to(SQL_DIR.parent)), order, int(h.get("follow_up_days", 0)),
+            sorted(project.datasets_of(model.name))])
+
+
+def build_months(con, project: Project, plans: list[MonthPlan], *, run_id: str,
+                 on_month=None) -> BuildResult:
+    """Rebuild each stale month in its own transaction: delete, insert, audit, commit."""
+    result = BuildResult()
+    stale = [p for p in plans if p.stale]
+    create_views(con, project)
+    for plan in stale:
+        _build_month(con, project, plan, run_id, result)
+        if on_month:
+            on_month(plan)
+    update_statuses(con)
+    return result
+
+
+def _build_month(con, project: Project, plan: MonthPlan, run_id: str, result: BuildResult) -> None:
+    params = {"period_start": plan.month, "period_end": _month_end(plan.month)}
+    con.execute("begin transaction")
+    try:
+        for model in project.ordered(("month",)):
+            con.execute(f"create or replace temp table {model.name} as {model.sql}",
+                        _used(model.sql, params))
+        for model in project.metrics:
+            if model.name in plan.models:
+                _write_metric(con, project, model, plan.month, params)
+                result.models_run += 1
+        result.audits += _run_audits(con, project, plan.month, params, run_id)
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    result.months_built.append(plan.month)
+
+
+def _used(sql: str, params: dict) -> dict:
+    return {k: v for k, v in params.items() if f"${k}" in sql}
+
+
+def _month_end(month: date) -> date:
+    nxt = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+    return date.fromordinal(nxt.toordinal() - 1)
+
+
+ROLLUP_SQL = """
+with m as ({metric_sql}),
+hwb as (
+    select h.area_code, h.icb_code, coalesce(m.numerator, 0) as numerator, m.denominator
+    from dim_hwb h left join m using (area_code)
+),
+areas as (
+    select 'hwb' as area_type, area_code, numerator, denominator from hwb
+    union all
+    -- a rate is never computed from a partial population: one missing HWB makes it NULL
+    select 'icb', icb_code, sum(numerator),
+           case when count(denominator) = count(*) then sum(denominator) end
+    from hwb where icb_code is not null group by icb_code
+    union all
+    select 'england', '{england}', sum(numerator),
+           case when count(denominator) = count(*) then sum(denominator) end
+    from hwb
+)
+select $period_start::date, a.area_type, a.area_code, $metric_id, a.numerator, a.denominator,
+       $scale * a.numerator / nullif(a.denominator, 0), p.plan_value, 'final'
+from areas a
+left join stg_plan p on p.area_code = a.area_code and p.metric_id = $metric_id
+     and p.period = $period_start::date
+"""
+
+
+def _write_metric(con, project: Project, model: Model, month: date, params: dict) -> None:
+    metric_id = model.header["metric_id"]
+    con.execute("delete from metric_cells where period_month = ? and metric_id = ?", [month, metric_id])
+    sql = ROLLUP_SQL.format(metric_sql=model.sql, england=ENGLAND)
+    con.execute("insert into metric_cells " + sql,
+                {**params, "metric_id": metric_id, "scale": UNIT_SCALE[model.header["unit"]]})
+    files = _input_files(con, month, _metric_datasets(project, model))
+    con.execute("insert or replace into model_builds (period_month, model, sql_fingerprint, "
+                "input_fingerprint, input_files) values (?, ?, ?, ?, ?)",
+                [month, model.name, project.fingerprint(model.name), _fingerprint(files),
+                 [f[0] for f in files]])
+
+
+def _run_audits(con, project: Project, month: date, params: dict, run_id: str) -> list[dict]:
+    results = []
+    for audit in project.audits:
+        rows = con.execute(audit.sql, _used(audit.sql, params)).fetchall()
+        severity = audit.header.get("severity", "fail")
+        example = ", ".join(str(v) for v in rows[0]) if rows else None
+        results.append({"month": month, "audit": audit.name, "severity": severity,
+                        "offending": len(rows), "example": example})
+        con.execute("insert into audit_results values (?, ?, ?, ?, ?, ?, current_timestamp)",
+                    [run_id, month, audit.name, severity, len(rows), example])
+        if rows and severity == "fail":
+            raise AuditFailed(
+                f"audit {audit.name} failed for {month:%Y-%m}: {len(rows)} offending rows "
+                f"(first: {example}). {audit.header.get('description', '')} "
+                f"The month's previous figures were kept.")
+    return results
+
+
+def update_statuses(con) -> None:
+    """Recompute every cell's status: cheap, and it changes as later data arrive."""
+    con.execute("update metric_cells set status = 'final'")
+    con.execute("""
+        update metric_cells c set status = 'provisional'
+        from provisional_cells p
+        where c.period_month = p.period_month and c.metric_id = p.metric_id
+          and (p.area_code is null or c.area_code = p.area_code)
+    """)

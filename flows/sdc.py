@@ -1,0 +1,207 @@
+"""Statistical disclosure control for everything joinedup publishes (HTML pages, CSV and JSON).
+
+The rule (NHS Digital, HES/ECDS from September 2018; docs/domain-reference.md §4.1, contract §4):
+below England level a count of 1–7 is shown as `*`, any other count is rounded to the nearest 5,
+and rates, percentages and means are computed from the rounded counts and suppressed where their
+numerator (or their denominator) is. England-level figures are published as they are.
+
+Published figures are `Count`, `Cell` and `Cost` objects made only by the `publish_*` functions.
+`check_publishable` is the blocking check run on every page context and export before anything
+is written: it raises `DisclosureError` if an unsuppressed small count, an unrounded count, or a
+raw number under a count's name would reach the output.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from flows.errors import DisclosureError
+
+SUPPRESSION_THRESHOLD = 7   # counts 1..7 inclusive are suppressed below England level
+ROUNDING_MULTIPLE = 5       # other counts are rounded to the nearest 5 (half up)
+SUPPRESSED = "*"            # how a suppressed figure is written
+
+# Names under which a plain number would be a count about people: the check refuses them.
+COUNT_FIELDS = frozenset({
+    "numerator", "denominator", "variance_count", "ytd_variance_count", "count", "rows", "spells",
+})
+# Relative tolerance when checking that a published value was computed from published counts.
+_CONSISTENCY = 1e-9
+
+
+@dataclass(frozen=True)
+class Count:
+    """A published count: `n` is None when suppressed or when there is no figure."""
+
+    n: int | float | None
+    suppressed: bool = False
+    national: bool = False
+    # A difference (e.g. admissions above plan): may be negative or small but is still rounded.
+    signed: bool = False
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A published ratio with the counts it was computed from (value = scale × num / den)."""
+
+    numerator: Count
+    denominator: Count
+    value: float | None
+    scale: float
+    suppressed: bool = False
+    national: bool = False
+
+
+@dataclass(frozen=True)
+class Cost:
+    """£ derived from a published count, so it cannot be divided back into an exact count."""
+
+    amount: float | None
+    suppressed: bool = False
+
+
+def round_to_multiple(n: float) -> int:
+    """Round half away from zero to the nearest ROUNDING_MULTIPLE (12.5 -> 15, -12.5 -> -15)."""
+    steps = math.floor(abs(n) / ROUNDING_MULTIPLE + 0.5)
+    return int(math.copysign(steps * ROUNDING_MULTIPLE, n)) if steps else 0
+
+
+def _plain(n: float) -> int | float:
+    return int(n) if float(n).is_integer() else n
+
+
+def publish_count(n: float | None, *, national: bool = False) -> Count:
+    """A count of people or events, ready to publish."""
+    if n is None:
+        return Count(None, national=national)
+    if national:
+        return Count(_plain(n), national=True)
+    if n == 0:
+        return Count(0)
+    if abs(n) <= SUPPRESSION_THRESHOLD:
+        return Count(None, suppressed=True)
+    return Count(round_to_multiple(n))
+
+
+def publish_difference(d: float | None, *, numerator: Count, national: bool = False) -> Count:
+    """A difference in counts (e.g. above plan): rounded, suppressed where the numerator is."""
+    if d is None:
+        return Count(None, national=national, signed=True)
+    if national:
+        return Count(_plain(d), national=True, signed=True)
+    if numerator.suppressed:
+        return Count(None, suppressed=True, signed=True)
+    return Count(round_to_multiple(d), signed=True)
+
+
+def publish_cell(numerator: float | None, denominator: float | None, *, scale: float,
+                 national: bool = False, value: float | None = None) -> Cell:
+    """A rate, percentage or mean. Below England it is recomputed from the rounded counts;
+    at England level `value` (the unsuppressed source value) is kept when given."""
+    num = publish_count(numerator, national=national)
+    den = publish_count(denominator, national=national)
+    if num.suppressed or den.suppressed:
+        return Cell(num, den, None, scale, suppressed=True)
+    if national and value is not None:
+        return Cell(num, den, value, scale, national=True)
+    return Cell(num, den, ratio(num, den, scale), scale, national=national)
+
+
+def ratio(num: Count, den: Count, scale: float) -> float | None:
+    """scale × num / den from published counts; None when there is no denominator."""
+    if num.n is None or not den.n:
+        return None
+    return scale * num.n / den.n
+
+
+def publish_cost(count: Count, unit_cost: float | None) -> Cost:
+    """£ = published count × unit cost; suppressed where the count is."""
+    if unit_cost is None or (count.n is None and not count.suppressed):
+        return Cost(None)
+    if count.suppressed:
+        return Cost(None, suppressed=True)
+    return Cost(count.n * unit_cost)
+
+
+def national_cost(amount: float | None) -> Cost:
+    """England-level £ figures are published as computed."""
+    return Cost(amount)
+
+
+def as_published(figure: Count | Cell | Cost | None, digits: int | None = None):
+    """The plain value written to CSV/JSON: `*`, a number, or None."""
+    if figure is None:
+        return None
+    if figure.suppressed:
+        return SUPPRESSED
+    value = {Count: "n", Cell: "value", Cost: "amount"}[type(figure)]
+    number = getattr(figure, value)
+    return round(number, digits) if digits is not None and number is not None else number
+
+
+# --- the blocking check ---------------------------------------------------------------------
+
+def check_publishable(obj: object, *, where: str) -> None:
+    """Raise DisclosureError if anything in `obj` (a page context or export rows) would
+    publish an unsuppressed small count, an unrounded count, or a raw number as a count."""
+    problems = list(_problems(obj, "context"))
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise DisclosureError(f"refusing to publish {where}: {problems[0]}{more}")
+
+
+def _problems(obj: object, path: str) -> Iterator[str]:
+    if isinstance(obj, Count):
+        yield from _count_problems(obj, path)
+    elif isinstance(obj, Cell):
+        yield from _cell_problems(obj, path)
+    elif isinstance(obj, (str, bytes, bool, int, float)) or obj is None:
+        return
+    elif isinstance(obj, Mapping):
+        yield from _children(obj.items(), path)
+    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        yield from _children(((f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj)), path)
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        for i, item in enumerate(obj):
+            yield from _problems(item, f"{path}[{i}]")
+
+
+def _children(items, path: str) -> Iterator[str]:
+    for key, value in items:
+        here = f"{path}.{key}"
+        if key in COUNT_FIELDS and isinstance(value, (int, float)) and not isinstance(value, bool):
+            yield f"{here} is a raw number ({value}); counts must pass through flows.sdc"
+        else:
+            yield from _problems(value, here)
+
+
+def _count_problems(c: Count, path: str) -> Iterator[str]:
+    if c.national:
+        return
+    if c.suppressed:
+        if c.n is not None:
+            yield f"{path} is marked suppressed but carries {c.n}"
+        return
+    if c.n is None:
+        return
+    if not float(c.n).is_integer() or c.n % ROUNDING_MULTIPLE:
+        yield f"{path} = {c.n} is not rounded to a multiple of {ROUNDING_MULTIPLE}"
+    elif not c.signed and 0 < c.n <= SUPPRESSION_THRESHOLD:
+        yield f"{path} = {c.n} is an unsuppressed small count"
+
+
+def _cell_problems(cell: Cell, path: str) -> Iterator[str]:
+    yield from _count_problems(cell.numerator, f"{path}.numerator")
+    yield from _count_problems(cell.denominator, f"{path}.denominator")
+    if cell.national:
+        return
+    if cell.numerator.suppressed or cell.denominator.suppressed:
+        if cell.value is not None or not cell.suppressed:
+            yield f"{path} shows a value although its counts are suppressed"
+        return
+    expected = ratio(cell.numerator, cell.denominator, cell.scale)
+    if (expected is None) != (cell.value is None) or (
+            expected is not None and not math.isclose(expected, cell.value, rel_tol=_CONSISTENCY)):
+        yield f"{path}.value = {cell.value} is not computed from the published counts"

@@ -1,0 +1,18 @@
+/*
+model: every_area_present
+kind: audit
+severity: fail
+depends_on: metric_cells, metric_catalog, dim_hwb
+description: Every HWB, every ICB and England has a cell for every metric in the month.
+*/
+with expected as (
+    select 'hwb' as area_type, area_code from dim_hwb
+    union select 'icb', icb_code from dim_hwb where icb_code is not null
+    union select 'england', 'E92000001'
+)
+
+select e.area_type, e.area_code, k.metric_id
+from expected as e
+cross join metric_catalog as k
+anti join (select * from metric_cells where period_month = $period_start) as c
+    on c.area_type = e.area_type and c.area_code = e.area_code and c.metric_id = k.metric_id

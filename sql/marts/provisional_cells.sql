@@ -1,0 +1,81 @@
+/*
+model: provisional_cells
+kind: view
+grain: period_month, metric_id, area_code
+depends_on: files, metric_cells, metric_catalog, dim_hwb, stg_reablement
+description: Which cells are provisional, and why. A month is provisional for a metric while its
+  follow-up window (metric_catalog.follow_up_days) has not passed by the end of the latest period
+  loaded, or while an expected file is missing (a provider or local authority is expected every
+  month from its first delivery on). area_code NULL means every area.
+*/
+with deliveries as (
+    select dataset, upper(org_code) as org_code, strptime(period || '-01', '%Y-%m-%d')::date as month
+    from files
+    where status = 'loaded' and period is not null
+),
+
+latest as (
+    select dataset, max(month) as latest_month from deliveries group by dataset
+),
+
+expected as (
+    select d.dataset, d.org_code, unnest(generate_series(min(d.month), any_value(l.latest_month), interval 1 month))::date as month
+    from deliveries as d
+    join latest as l using (dataset)
+    group by d.dataset, d.org_code
+),
+
+missing as (
+    select e.dataset, e.org_code, e.month
+    from expected as e
+    anti join deliveries as d using (dataset, org_code, month)
+),
+
+cells as (
+    select distinct c.period_month, c.metric_id, k.follow_up_days, k.datasets
+    from metric_cells as c
+    join metric_catalog as k using (metric_id)
+),
+
+follow_up as (
+    select c.period_month, c.metric_id, null as area_code, 'follow-up window not yet passed' as reason
+    from cells as c
+    where c.follow_up_days > 0
+      and last_day(c.period_month) + c.follow_up_days::integer > (
+          select last_day(max(l.latest_month)) from latest as l where list_contains(c.datasets, l.dataset)
+      )
+),
+
+missing_provider as (
+    -- a missing hospital extract can touch any area the provider serves
+    select c.period_month, c.metric_id, null as area_code, 'apc extract missing from ' || m.org_code as reason
+    from cells as c
+    join missing as m on m.dataset = 'apc' and m.month = c.period_month
+    where list_contains(c.datasets, 'apc')
+),
+
+missing_council as (
+    select c.period_month, c.metric_id, area.area_code, m.dataset || ' extract missing from ' || m.org_code as reason
+    from cells as c
+    join missing as m on m.dataset in ('reablement', 'carehome') and m.month = c.period_month
+        and list_contains(c.datasets, m.dataset)
+    join dim_hwb as h on h.area_code = m.org_code
+    cross join lateral (select unnest([h.area_code, h.icb_code, 'E92000001']) as area_code) as area
+),
+
+awaiting_status as (
+    -- reablement rows with no 91-day status yet keep their month provisional
+    select distinct c.period_month, c.metric_id, area.area_code, 'reablement outcomes awaited' as reason
+    from cells as c
+    join stg_reablement as r
+        on date_trunc('month', r.hosp_discharge_date) = c.period_month
+        and r.status_91d is null and r.age >= 65
+    join dim_hwb as h on h.area_code = r.area_code
+    cross join lateral (select unnest([h.area_code, h.icb_code, 'E92000001']) as area_code) as area
+    where list_contains(c.datasets, 'reablement')
+)
+
+select * from follow_up
+union all select * from missing_provider
+union all select * from missing_council
+union all select * from awaiting_status

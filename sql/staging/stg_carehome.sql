@@ -1,0 +1,24 @@
+/*
+model: stg_carehome
+kind: view
+grain: la_code, client_key, admission_date
+depends_on: raw_carehome
+description: Care home admissions; a later file's row for the same person and date replaces the
+  earlier one.
+*/
+select * exclude (recency)
+from (
+    select
+        upper(la_code) as area_code,
+        client_key,
+        age,
+        admission_date,
+        setting,
+        permanent,
+        funding,
+        row_number() over (
+            partition by upper(la_code), client_key, admission_date order by period desc, file_id desc
+        ) as recency
+    from raw_carehome
+)
+where recency = 1
