@@ -66,7 +66,7 @@ class _Canvas:
     def __init__(self) -> None:
         with matplotlib.rc_context(_RC):
             self.figure = Figure(figsize=FIGURE_SIZE)
-            self.figure.subplots_adjust(left=0.1, right=0.98, top=0.84, bottom=0.13)
+            self.figure.subplots_adjust(left=0.1, right=0.98, top=0.96, bottom=0.13)
             self.ax = self.figure.add_subplot()
             self._lines()
             self._style_axes()
@@ -76,9 +76,9 @@ class _Canvas:
         ax = self.ax
         (self.area,) = ax.plot([], [], color=AREA_COLOUR, lw=2, marker="o", ms=3)
         (self.open,) = ax.plot([], [], ls="none", marker="o", ms=5, mfc="white",
-                               mec=AREA_COLOUR, mew=1.2, label="Provisional")
-        (self.plan,) = ax.plot([], [], color=PLAN_COLOUR, lw=1.5, ls="--", label="Plan")
-        (self.england,) = ax.plot([], [], color=ENGLAND_COLOUR, lw=1.2, ls=":", label="England")
+                               mec=AREA_COLOUR, mew=1.2)
+        (self.plan,) = ax.plot([], [], color=PLAN_COLOUR, lw=1.5, ls="--")
+        (self.england,) = ax.plot([], [], color=ENGLAND_COLOUR, lw=1.2, ls=":")
 
     def _style_axes(self) -> None:
         ax = self.ax
@@ -99,7 +99,6 @@ class _Canvas:
     def _set_data(self, spec: ChartSpec) -> None:
         x = list(range(len(spec.months)))
         self.area.set_data(x, _nan(spec.values))
-        self.area.set_label(spec.area_name)
         self.open.set_data(x, _nan(v if p else None for v, p in zip(spec.values, spec.provisional)))
         self.plan.set_data(x, _nan(spec.plan))
         self.england.set_data(x, _nan(spec.england))
@@ -107,22 +106,12 @@ class _Canvas:
         self.ax.set_xlim(-0.5, len(x) - 0.5)
         self.ax.set_ylabel(spec.y_label)
         self._rescale(spec)
-        self._legend(spec)
 
     def _rescale(self, spec: ChartSpec) -> None:
         # Rates and percentages start at zero so that small changes are not exaggerated.
         finite = [v for v in (*spec.values, *spec.plan, *spec.england) if v is not None]
         top = max(finite, default=1.0) or 1.0
         self.ax.set_ylim(0, top * 1.08)
-
-    def _legend(self, spec: ChartSpec) -> None:
-        handles = [self.area]
-        handles += [self.open] if any(p and v is not None for v, p in
-                                      zip(spec.values, spec.provisional)) else []
-        handles += [line for line, data in ((self.plan, spec.plan), (self.england, spec.england))
-                    if any(v is not None for v in data)]
-        self.ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=4,
-                       frameon=False, fontsize=8, handlelength=2.2, borderaxespad=0.2)
 
 
 def _nan(values) -> list[float]:
@@ -163,15 +152,38 @@ def _render_batch(specs: Sequence[ChartSpec]) -> list[str]:
     return [render_svg(spec) for spec in specs]
 
 
-def render_charts(specs: Sequence[ChartSpec], *, workers: int = 1) -> dict[str, str]:
-    """Render every chart once; with workers > 1, in a bounded pool of processes."""
-    specs = list({spec.key: spec for spec in specs}.values())
-    if workers <= 1 or len(specs) < 2 * workers:
-        return {spec.key: render_svg(spec) for spec in specs}
-    batches = [specs[i::workers * 4] for i in range(workers * 4)]
-    # spawn, not fork: the parent holds a DuckDB connection and its threads.
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        results = pool.map(_render_batch, [b for b in batches if b])
-        svgs = [svg for batch in results for svg in batch]
-    ordered = [spec for b in batches if b for spec in b]
-    return {spec.key: svg for spec, svg in zip(ordered, svgs)}
+class ChartRenderer:
+    """Renders charts once each; with workers > 1, in a bounded process pool kept open
+    across calls (starting a worker and importing matplotlib costs about a second)."""
+
+    BATCHES_PER_WORKER = 4   # small batches keep the workers evenly loaded
+
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = max(1, workers)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> ChartRenderer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def render(self, specs: Sequence[ChartSpec]) -> dict[str, str]:
+        """{spec.key: svg} for every distinct key."""
+        unique = list({spec.key: spec for spec in specs}.values())
+        if self.workers == 1 or len(unique) < 2 * self.workers:
+            return {spec.key: render_svg(spec) for spec in unique}
+        n = self.workers * self.BATCHES_PER_WORKER
+        batches = [b for b in (unique[i::n] for i in range(n)) if b]
+        results = self._executor().map(_render_batch, batches)
+        return {spec.key: svg for batch, svgs in zip(batches, results)
+                for spec, svg in zip(batch, svgs)}
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # spawn, not fork: the parent holds a DuckDB connection and its threads.
+            self._pool = ProcessPoolExecutor(max_workers=self.workers,
+                                             mp_context=get_context("spawn"))
+        return self._pool

@@ -276,15 +276,21 @@ class BuildResult:
     audits: list[dict] = field(default_factory=list)
 
 
-def create_views(con, project: Project) -> None:
-    """Views and once-per-build tables, in dependency order."""
+def create_views(con, project: Project, *, tables: bool = False) -> None:
+    """Macros and views (cheap, every run); with `tables`, also rebuild the `table` models,
+    which only a build needs."""
     for model in project.ordered(("macro",)):
         con.execute(model.sql)
     for model in project.ordered(("view", "table")):
         if model.kind == "view":
             con.execute(f"create or replace view {model.name} as {model.sql}")
-        else:
-            con.execute(f"create or replace temp table {model.name} as {model.sql}")
+        elif tables or not _exists(con, model.name):
+            con.execute(f"create or replace table {model.name} as {model.sql}")
+
+
+def _exists(con, name: str) -> bool:
+    return con.execute("select count(*) from duckdb_tables() where table_name = ?",
+                       [name]).fetchone()[0] > 0
 
 
 def write_catalog(con, project: Project) -> None:
@@ -306,7 +312,7 @@ def build_months(con, project: Project, plans: list[MonthPlan], *, run_id: str,
     """Rebuild each stale month in its own transaction: delete, insert, audit, commit."""
     result = BuildResult()
     stale = [p for p in plans if p.stale]
-    create_views(con, project)
+    create_views(con, project, tables=bool(stale))
     for plan in stale:
         _build_month(con, project, plan, run_id, result)
         if on_month:

@@ -2,33 +2,18 @@
 model: provisional_cells
 kind: view
 grain: period_month, metric_id, area_code
-depends_on: files, metric_cells, metric_catalog, dim_hwb, stg_reablement
+depends_on: deliveries, metric_cells, metric_catalog, dim_hwb, stg_reablement
 description: Which cells are provisional, and why. A month is provisional for a metric while its
   follow-up window (metric_catalog.follow_up_days) has not passed by the end of the latest period
   loaded, or while an expected file is missing (a provider or local authority is expected every
   month from its first delivery on). area_code NULL means every area.
 */
-with deliveries as (
-    select dataset, upper(org_code) as org_code, strptime(period || '-01', '%Y-%m-%d')::date as month
-    from files
-    where status = 'loaded' and period is not null
-),
-
-latest as (
-    select dataset, max(month) as latest_month from deliveries group by dataset
-),
-
-expected as (
-    select d.dataset, d.org_code, unnest(generate_series(min(d.month), any_value(l.latest_month), interval 1 month))::date as month
-    from deliveries as d
-    join latest as l using (dataset)
-    group by d.dataset, d.org_code
+with latest as (
+    select dataset, max(period_month) as latest_month from deliveries group by dataset
 ),
 
 missing as (
-    select e.dataset, e.org_code, e.month
-    from expected as e
-    anti join deliveries as d using (dataset, org_code, month)
+    select dataset, org_code, period_month as month from deliveries where not received
 ),
 
 cells as (

@@ -1,0 +1,39 @@
+"""The backfill flow: rebuild and re-render a range of months after a resubmission or a change."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from prefect import flow
+from pydantic import Field
+
+from flows import pipeline
+from flows.monthly import dry_run_plan, publish_artifacts, run_job
+from flows.settings import load_settings
+
+# The Prefect UI renders these as a form and rejects a bad month before a run starts.
+Month = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2025-04"],
+                             description="A month, YYYY-MM")]
+
+
+@flow(name="backfill", log_prints=True)
+def backfill_flow(from_month: Month, to_month: Month, dry_run: bool = False, force: bool = False,
+                  landing: str | None = None, db: str | None = None,
+                  reports: str | None = None) -> dict:
+    """Load once, rebuild the stale months of a range in order, and render their reports."""
+    settings = load_settings(landing=landing, db=db, reports=reports)
+    months = pipeline.month_range(pipeline.parse_month(from_month), pipeline.parse_month(to_month))
+    parameters = {"from_month": from_month, "to_month": to_month, "dry_run": dry_run, "force": force}
+    if dry_run:
+        record = dry_run_plan(flow_name="backfill", months=months, settings=settings,
+                              parameters=parameters)
+        print(pipeline.summary_markdown(record))
+        return {"run_id": record.run_id, "plan": plan_rows(record)}
+    record = run_job(flow_name="backfill", months=months, settings=settings, parameters=parameters,
+                     include_stale=False, force=force)
+    publish_artifacts(record)
+    return {"run_id": record.run_id, "report_index": str(record.report_index or "")}
+
+
+def plan_rows(record: pipeline.RunRecord) -> list[dict]:
+    return [{"month": f"{p.month:%Y-%m}", "model": m, "reason": r}
+            for p in record.plans for m, r in p.models.items()]

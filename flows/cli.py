@@ -1,0 +1,199 @@
+"""The joinedup command line: demo, run, backfill, status."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flows.errors import UserError
+from flows.settings import load_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
+                  help="Monthly health and social care integration metrics.")
+console = Console(stderr=True)
+DEMO_KEY = "joinedup-demo-key-not-for-real-data"
+
+LandingOpt = typer.Option(None, "--landing", help="Landing folder [env JOINEDUP_LANDING; data/landing]")
+DbOpt = typer.Option(None, "--db", help="DuckDB file [env JOINEDUP_DB; data/joinedup.duckdb]")
+ReportsOpt = typer.Option(None, "--reports", help="Reports folder [env JOINEDUP_REPORTS; reports]")
+WaitOpt = typer.Option(None, "--wait", help="Seconds to wait for another run holding the database "
+                                            "[env JOINEDUP_LOCK_WAIT; 0]")
+
+
+def _use_prefect_api() -> bool:
+    """With a Prefect API configured, runs are Prefect flow runs; without one, run in-process.
+
+    JOINEDUP_ORCHESTRATION=prefect forces flow runs (Prefect then starts a temporary server);
+    =direct runs the same steps with no Prefect API at all.
+    """
+    mode = os.environ.get("JOINEDUP_ORCHESTRATION", "auto")
+    if mode == "prefect":
+        return True
+    if mode == "direct":
+        return False
+    return bool(os.environ.get("PREFECT_API_URL"))
+
+
+def _fail(error: Exception) -> None:
+    console.print(f"[red]joinedup: {error}[/red]", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _settings(landing, db, reports, wait):
+    if wait is not None:
+        os.environ["JOINEDUP_LOCK_WAIT"] = str(wait)
+    return load_settings(landing=landing, db=db, reports=reports)
+
+
+def _run(flow_name: str, months, settings, parameters: dict, *, include_stale: bool, force=False):
+    """Run the job as a Prefect flow run, or in-process with progress shown."""
+    from flows import monthly
+
+    if _use_prefect_api():
+        from flows.backfill import backfill_flow
+        if flow_name == "monthly":
+            return monthly.monthly_flow(month=parameters["month"], landing=str(settings.landing),
+                                        db=str(settings.db), reports=str(settings.reports))
+        return backfill_flow(from_month=parameters["from_month"], to_month=parameters["to_month"],
+                             force=force, landing=str(settings.landing), db=str(settings.db),
+                             reports=str(settings.reports))
+    with console.status(f"joinedup {flow_name}: loading, building and rendering…"):
+        record = monthly.run_job(flow_name=flow_name, months=months, settings=settings,
+                                 parameters=parameters, call=monthly.call_plain,
+                                 include_stale=include_stale, force=force)
+    _print_record(record)
+    return {"report_index": str(record.report_index or "")}
+
+
+def _print_record(record) -> None:
+    from flows.pipeline import summary_markdown
+    from rich.markdown import Markdown
+
+    console.print(Markdown(summary_markdown(record)))
+    if record.durations:
+        console.print("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in record.durations.items()))
+
+
+def _print_report(result: dict) -> None:
+    index = result.get("report_index")
+    if index:
+        print(f"Report: {Path(index).resolve()}")
+    else:
+        print("No report rendered: no months with figures in the range.")
+
+
+@app.command()
+def run(month: str = typer.Option(..., "--month", help="The month to report, YYYY-MM"),
+        landing: Optional[Path] = LandingOpt, db: Optional[Path] = DbOpt,
+        reports: Optional[Path] = ReportsOpt, wait: Optional[float] = WaitOpt):
+    """The scheduled job: load what is new, rebuild the month and any stale months, report."""
+    from flows.pipeline import parse_month
+    try:
+        settings = _settings(landing, db, reports, wait)
+        months = [parse_month(month)]
+        _print_report(_run("monthly", months, settings, {"month": month}, include_stale=True))
+    except UserError as error:
+        _fail(error)
+
+
+@app.command()
+def backfill(from_month: str = typer.Option(..., "--from", help="First month, YYYY-MM"),
+             to_month: str = typer.Option(..., "--to", help="Last month, YYYY-MM"),
+             dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; change nothing"),
+             force: bool = typer.Option(False, "--force", help="Rebuild every month in the range"),
+             landing: Optional[Path] = LandingOpt, db: Optional[Path] = DbOpt,
+             reports: Optional[Path] = ReportsOpt, wait: Optional[float] = WaitOpt):
+    """Rebuild and re-render a range of months (stale ones, or all with --force)."""
+    from flows import monthly, pipeline
+    try:
+        settings = _settings(landing, db, reports, wait)
+        months = pipeline.month_range(pipeline.parse_month(from_month), pipeline.parse_month(to_month))
+        params = {"from_month": from_month, "to_month": to_month, "dry_run": dry_run, "force": force}
+        if dry_run:
+            _print_plan(monthly.dry_run_plan(flow_name="backfill", months=months,
+                                             settings=settings, parameters=params), settings)
+            return
+        _print_report(_run("backfill", months, settings, params, include_stale=False, force=force))
+    except UserError as error:
+        _fail(error)
+
+
+def _print_plan(record, settings) -> None:
+    from flows.loader import landing_files
+    table = Table(title="Backfill plan (dry run: nothing changed)")
+    for column in ("month", "model", "why"):
+        table.add_column(column)
+    for plan in record.plans:
+        for model, reason in plan.models.items():
+            table.add_row(f"{plan.month:%Y-%m}", model, reason)
+    out = Console()
+    out.print(table if record.plans else "Nothing to rebuild: every month in the range is up to date.")
+    waiting = _unloaded(settings)
+    if waiting:
+        out.print(f"{len(waiting)} files in {settings.landing} are not loaded yet; a real run loads "
+                  f"them first and may mark more months stale: {', '.join(waiting[:5])}")
+
+
+def _unloaded(settings) -> list[str]:
+    from flows.loader import landing_files, sha256_of
+    import duckdb
+    if not settings.db.exists():
+        return [p.name for p in landing_files(settings.landing)]
+    con = duckdb.connect(str(settings.db), read_only=True)
+    try:
+        seen = set(con.execute("select file_name, sha256 from files").fetchall())
+    finally:
+        con.close()
+    return [p.name for p in landing_files(settings.landing) if (p.name, sha256_of(p)) not in seen]
+
+
+@app.command()
+def demo(landing: Optional[Path] = LandingOpt, db: Optional[Path] = DbOpt,
+         reports: Optional[Path] = ReportsOpt, months: int = typer.Option(24, help="Months to generate"),
+         seed: int = typer.Option(42, help="Random seed for the sample")):
+    """Make a realistic sample landing folder and run every month in it end to end."""
+    from flows.sample import generate_landing
+    try:
+        settings = _settings(landing, db, reports, None)
+        if not os.environ.get("JOINEDUP_PSEUDO_KEY"):
+            # The sample's NHS numbers are synthetic; a real deployment sets its own secret key.
+            os.environ["JOINEDUP_PSEUDO_KEY"] = DEMO_KEY
+            settings = _settings(landing, db, reports, None)
+        began = time.perf_counter()
+        summary = generate_landing(settings.landing, seed=seed, months=months)
+        console.print(f"Sample landing folder: {settings.landing} ({len(summary.files)} files, "
+                      f"{time.perf_counter() - began:.1f}s)")
+        first, last = summary.months[0], summary.months[-1]
+        params = {"from_month": first, "to_month": last, "dry_run": False, "force": False}
+        from flows.pipeline import month_range, parse_month
+        result = _run("backfill", month_range(parse_month(first), parse_month(last)), settings,
+                      params, include_stale=False)
+        _print_report(result)
+    except UserError as error:
+        _fail(error)
+
+
+@app.command()
+def status(db: Optional[Path] = DbOpt, landing: Optional[Path] = LandingOpt,
+           runs: int = typer.Option(10, help="How many recent runs to show")):
+    """Latest runs, loaded months, stale months and missing deliveries."""
+    from flows import status as status_view
+    try:
+        settings = _settings(landing, db, None, None)
+        status_view.show(settings, Console(), runs=runs)
+    except UserError as error:
+        _fail(error)
+
+
+def main() -> None:  # pragma: no cover - entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,180 @@
+"""The steps of a joinedup run as plain functions: load, plan, build, report, record.
+
+Prefect tasks (flows/monthly.py, flows/backfill.py) wrap these; the CLI can also run them with no
+Prefect API at all. Each step takes the open database connection of the one writer process.
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from flows import db, runner
+from flows.errors import BadMonth
+from flows.loader import LoadSummary, load_landing
+from flows.lock import writer_lock
+from flows.naming import month_start
+from flows.settings import Settings
+
+RUN_LOG_SCHEMA = """
+create table if not exists run_log (
+    run_id varchar primary key, flow varchar, parameters json, started_at timestamp,
+    finished_at timestamp, status varchar, months_built date[], files_loaded integer,
+    files_rejected integer, files_duplicate integer, rows_loaded bigint, rows_quarantined bigint,
+    audits json, durations json, report_index varchar, message varchar
+);
+"""
+
+
+def parse_month(text: str) -> date:
+    """'2025-10' -> date(2025, 10, 1), or a BadMonth error a person can act on."""
+    try:
+        if len(text) != 7 or text[4] != "-":
+            raise ValueError
+        return month_start(text)
+    except (ValueError, AttributeError):
+        raise BadMonth(f"'{text}' is not a month: write it as YYYY-MM, e.g. 2025-10") from None
+
+
+def month_range(first: date, last: date) -> list[date]:
+    if last < first:
+        raise BadMonth(f"--from {first:%Y-%m} is after --to {last:%Y-%m}")
+    months, current = [], first
+    while current <= last:
+        months.append(current)
+        current = date(current.year + current.month // 12, current.month % 12 + 1, 1)
+    return months
+
+
+@dataclass
+class RunRecord:
+    flow: str
+    parameters: dict
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    durations: dict[str, float] = field(default_factory=dict)
+    load: LoadSummary | None = None
+    build: runner.BuildResult | None = None
+    report_index: Path | None = None
+    plans: list[runner.MonthPlan] = field(default_factory=list)
+
+    @contextmanager
+    def timed(self, step: str):
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.durations[step] = round(self.durations.get(step, 0) + time.perf_counter() - began, 3)
+
+
+@contextmanager
+def open_writer(settings: Settings):
+    """Hold the writer lock, then open the database; one writer process at a time."""
+    with writer_lock(settings.db, wait_seconds=settings.lock_wait):
+        con = db.connect(settings.db)
+        try:
+            runner.ensure_schema(con)
+            con.execute(RUN_LOG_SCHEMA)
+            yield con
+        finally:
+            con.close()
+
+
+def load_step(con: duckdb.DuckDBPyConnection, settings: Settings, on_file=None) -> LoadSummary:
+    """Load every new file in the landing folder."""
+    return load_landing(con, settings.landing, pseudo_key=settings.pseudo_key, on_file=on_file)
+
+
+def plan_step(con, months: list[date] | None, *, include_stale: bool = True, force: bool = False,
+              dry_run: bool = False) -> list[runner.MonthPlan]:
+    """Which months and models to rebuild: the requested months, plus (for a scheduled run)
+    any stale loaded month. A dry run writes nothing."""
+    project = runner.load_project()
+    if not dry_run:
+        runner.write_catalog(con, project)
+        runner.create_views(con, project)
+    available = runner.loaded_months(con)
+    wanted = set(months or [])
+    candidates = sorted((wanted & set(available)) | (set(available) if include_stale else set()))
+    plans = runner.plan_months(con, project, candidates)
+    if force:
+        for plan in plans:
+            for model in project.metrics:
+                plan.models.setdefault(model.name, "rebuild requested (--force)")
+    return [p for p in plans if p.stale]
+
+
+def build_step(con, plans: list[runner.MonthPlan], run_id: str, on_month=None) -> runner.BuildResult:
+    """Rebuild the planned months, each in one transaction with its audits."""
+    project = runner.load_project()
+    return runner.build_months(con, project, plans, run_id=run_id, on_month=on_month)
+
+
+def report_step(con, settings: Settings, months: list[date]) -> Path:
+    """Render the reports for these months (pages, index, exports)."""
+    from flows.report import render_reports  # matplotlib is only imported when reports render
+
+    return render_reports(con, settings.reports, months, workers=settings.report_workers)
+
+
+def record_run(con, record: RunRecord, *, status: str, message: str | None = None) -> None:
+    """Keep the run's history in DuckDB, so it survives without a Prefect server."""
+    load, build = record.load, record.build
+    results = load.results if load else []
+    con.execute(
+        "insert or replace into run_log values (?, ?, ?, ?, current_timestamp, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [record.run_id, record.flow, json.dumps(record.parameters, default=str), record.started,
+         status, build.months_built if build else [],
+         sum(r.status == "loaded" for r in results), sum(r.status == "rejected" for r in results),
+         sum(r.status == "duplicate" for r in results), sum(r.rows_loaded for r in results),
+         sum(r.rows_quarantined for r in results),
+         json.dumps([_audit_json(a) for a in (build.audits if build else []) if a["offending"]]),
+         json.dumps(record.durations), str(record.report_index) if record.report_index else None,
+         message])
+
+
+def _audit_json(audit: dict) -> dict:
+    return {**audit, "month": f"{audit['month']:%Y-%m}"}
+
+
+def months_to_report(con, requested: list[date], build: runner.BuildResult | None) -> list[date]:
+    """The requested months that have figures, plus every month rebuilt in this run."""
+    have = {r[0] for r in con.execute("select distinct period_month from metric_cells").fetchall()}
+    rebuilt = set(build.months_built) if build else set()
+    return sorted((set(requested) & have) | rebuilt)
+
+
+def summary_markdown(record: RunRecord) -> str:
+    """The run's summary for people: files, months, audits, where the report is."""
+    lines = [f"# joinedup {record.flow} run {record.run_id}", ""]
+    if record.load:
+        lines += ["## Files", "", "| file | status | rows in | loaded | quarantined | reason |",
+                  "|---|---|---:|---:|---:|---|"]
+        lines += [f"| {r.file_name} | {r.status} | {r.rows_in} | {r.rows_loaded} | "
+                  f"{r.rows_quarantined} | {r.reason or ''} |" for r in record.load.results]
+        if not record.load.results:
+            lines.append("| (no new files) | | | | | |")
+        lines.append("")
+    lines += ["## Months", ""]
+    if record.plans:
+        lines += [f"- {p.month:%Y-%m}: {len(p.models)} models ({_reasons(p)})" for p in record.plans]
+    else:
+        lines.append("- nothing was stale: no model work was needed")
+    audits = [a for a in (record.build.audits if record.build else []) if a["offending"]]
+    lines += ["", "## Audits", ""]
+    lines += [f"- {a['audit']} ({a['severity']}) {a['month']:%Y-%m}: {a['offending']} rows"
+              for a in audits] or ["- all audits passed"]
+    if record.report_index:
+        lines += ["", f"Report index: {record.report_index}"]
+    return "\n".join(lines)
+
+
+def _reasons(plan: runner.MonthPlan) -> str:
+    reasons = sorted(set(plan.models.values()))
+    return "; ".join(reasons[:2]) + (" …" if len(reasons) > 2 else "")
