@@ -202,7 +202,7 @@ def read_into_src(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, int]
                 "drop table if exists reject_errors; drop table if exists reject_scans")
     if path.name.lower().endswith(".parquet"):
         con.execute(f"create temp table src as select file_row_number + 1 as line_number, "
-                    f"columns(c -> c <> 'file_row_number')::varchar "
+                    f"columns(lambda c: c <> 'file_row_number')::varchar "
                     f"from {_reader_sql(path)}")
         con.execute("create temp table src_rejects (line_number bigint, detail varchar)")
     else:
@@ -278,6 +278,9 @@ def _load_in_transaction(con, item: LandingFile, pseudo_key: str | None) -> Load
     except FileRejected as rejected:
         return _reject(con, file_id, item, rejected)
     except duckdb.Error as error:
+        # A failed read aborts the transaction; start a clean one to record the rejection.
+        con.execute("rollback")
+        con.execute("begin transaction")
         return _reject(con, file_id, item, FileRejected("unreadable", first_line(error)))
     try:
         _check_columns(con, item)

@@ -90,6 +90,12 @@ def run_job(*, flow_name: str, months: list[date], settings: Settings, parameter
     return record
 
 
+def previous_month(today: date | None = None) -> date:
+    """The month a scheduled run reports: the calendar month before today."""
+    today = today or date.today()
+    return date(today.year - (today.month == 1), (today.month - 2) % 12 + 1, 1)
+
+
 def publish_artifacts(record: pipeline.RunRecord) -> None:
     """A markdown summary and a link to the report index, on the Prefect run."""
     from prefect.artifacts import create_link_artifact, create_markdown_artifact
@@ -106,7 +112,7 @@ def monthly_flow(month: str | None = None, landing: str | None = None, db: str |
                  reports: str | None = None) -> dict:
     """Load new extracts, rebuild the month and any stale months, audit, and render the report."""
     settings = load_settings(landing=landing, db=db, reports=reports)
-    months = [pipeline.parse_month(month)] if month else []
+    months = [pipeline.parse_month(month) if month else previous_month()]
     record = run_job(flow_name="monthly", months=months, settings=settings,
                      parameters={"month": month})
     publish_artifacts(record)
