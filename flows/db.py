@@ -67,6 +67,31 @@ create table if not exists raw_orgs (
     file_id integer, line_number bigint, org_code varchar, org_type varchar, org_name varchar,
     parent_code varchar
 );
+-- Files published by NHS England and ONS (flows/published.py), loaded under any name.
+create table if not exists raw_nhse_ae (
+    file_id integer, line_number bigint, period date, org_code varchar, parent_org varchar,
+    org_name varchar,
+    att_type1 bigint, att_type2 bigint, att_other bigint,
+    att_booked_type1 bigint, att_booked_type2 bigint, att_booked_other bigint,
+    over4h_type1 bigint, over4h_type2 bigint, over4h_other bigint,
+    over4h_booked_type1 bigint, over4h_booked_type2 bigint, over4h_booked_other bigint,
+    dta_4_12h bigint, dta_12h bigint,
+    emadm_ae_type1 bigint, emadm_ae_type2 bigint, emadm_ae_other bigint, emadm_other bigint
+);
+create table if not exists raw_nhse_discharge (
+    file_id integer, line_number bigint, period date, date date, org_code varchar,
+    org_name varchar, nctr bigint, discharges bigint, discharges_by_1700 bigint,
+    discharges_1701_2359 bigint
+);
+create table if not exists raw_ons_population (
+    file_id integer, line_number bigint, area_code varchar, area_name varchar, geography varchar,
+    year integer, sex varchar, age integer, population bigint
+);
+-- A published file's own totals against the sum of its rows (e.g. NHS England's TOTAL row).
+create table if not exists published_checks (
+    file_id integer not null, "check" varchar not null, column_name varchar,
+    published bigint, computed bigint, ok boolean not null, detail varchar
+);
 create or replace view load_log as
     select file_name, sha256, dataset, org_code, period, status, rows_in, rows_loaded,
            rows_quarantined, reason

@@ -3,6 +3,12 @@
 For each new file: parse its name, read it (CSV, gzipped CSV or Parquet) as text, check its
 columns, apply the dataset's row rules in one SQL pass, pseudonymise NHS numbers, then write the
 loaded rows, the quarantined rows and the file's ledger row in a single transaction.
+
+A file whose name does not parse may be one NHS England or ONS published (flows/published.py):
+when its header matches a published layout it loads into raw_nhse_ae, raw_nhse_discharge or
+raw_ons_population with the same guarantees (one transaction, every row loaded or quarantined,
+duplicates by SHA-256, a newer file of the same identity supersedes the older), and the file's
+own totals are checked against its rows in `published_checks`.
 """
 from __future__ import annotations
 
@@ -15,10 +21,11 @@ from typing import Callable
 
 import duckdb
 
-from flows import identifiers
+from flows import identifiers, published
 from flows.datasets import DATASETS, Dataset
 from flows.errors import FileRejected, PseudoKeyMissing
-from flows.naming import PERIODIC_DATASETS, REFERENCE_DATASETS, FileName, parse_file_name
+from flows.naming import (PERIODIC_DATASETS, REFERENCE_DATASETS, FileName, month_start,
+                          parse_file_name)
 from flows.rules import build_checked_sql
 
 # Reference data loads first so that every periodic file can be checked against it.
@@ -34,6 +41,8 @@ class LandingFile:
     name_error: FileRejected | None = None
     columns: list[str] | None = None
     read_error: str | None = None
+    published_dataset: str | None = None    # the published layout its header matches
+    published_file: published.PublishedFile | None = None   # set once it is read
 
     @property
     def file_name(self) -> str:
@@ -106,6 +115,7 @@ def inspect(con: duckdb.DuckDBPyConnection, path: Path) -> LandingFile:
         item.name = parse_file_name(path.name)
     except FileRejected as rejected:
         item.name_error = rejected
+        item.published_dataset = published.detect_published(path)
     try:
         item.columns = header_of(con, path)
     except duckdb.Error as error:
@@ -272,6 +282,8 @@ def _load_in_transaction(con, item: LandingFile, pseudo_key: str | None) -> Load
     file_id = con.execute("select nextval('file_ids')").fetchone()[0]
     if _is_duplicate(con, item):
         return _record(con, file_id, item, LoadResult(item.file_name, "duplicate"))
+    if item.published_dataset:
+        return _load_published(con, file_id, item)
     try:
         _check_file(item)
         rows_in, malformed = read_into_src(con, item.path)
@@ -382,12 +394,14 @@ def _insert_raw(con, dataset: Dataset, file_id: int, period_start: date | None) 
     table = f"raw_{dataset.name}"
     columns = [d[0] for d in con.execute(f"select * from {table} limit 0").description]
     values = [c for c in columns if c not in ("file_id", "period")]
+    # A periodic extract's rows carry the file's period; a plan row carries its own PERIOD.
     period = ["period"] if "period" in columns else []
+    period_value = ["PERIOD_DATE"] if dataset.name == "plan" else ["?"] if period else []
     con.execute(
         f"insert into {table} (file_id, {', '.join(period + values)}) "
-        f"select ?, {'?, ' if period else ''}{', '.join(values)} from checked where rule is null "
+        f"select ?, {', '.join(period_value + values)} from checked where rule is null "
         "order by line_number",
-        [file_id] + ([period_start] if period else []))
+        [file_id] + ([period_start] if period_value == ["?"] else []))
 
 
 # Which months a file can change. An apc file holds every spell open in its period, so it can
@@ -427,26 +441,117 @@ def _insert_quarantine(con, file_id: int, file_name: str) -> None:
 
 def _supersede(con, item: LandingFile) -> None:
     """A resubmission replaces the earlier file's rows entirely; its counts stay in the log."""
-    identity = "|".join(str(x) for x in item.name.identity)
+    _supersede_identity(con, item.name.dataset, "|".join(str(x) for x in item.name.identity))
+
+
+def _supersede_identity(con, dataset: str, identity: str) -> None:
     old = [r[0] for r in con.execute(
         "select file_id from files where identity = ? and status = 'loaded'", [identity]).fetchall()]
     for file_id in old:
-        con.execute(f"delete from raw_{item.name.dataset} where file_id = ?", [file_id])
+        con.execute(f"delete from raw_{dataset} where file_id = ?", [file_id])
         con.execute("update files set status = 'superseded' where file_id = ?", [file_id])
+
+
+def _ledger(item: LandingFile) -> tuple[str | None, str | None, str | None, str | None]:
+    """(dataset, org_code, period, identity) of the file's row in `files`."""
+    if item.name:
+        name = item.name
+        return name.dataset, name.org_code, name.period, "|".join(str(x) for x in name.identity)
+    if item.published_file:
+        pub = item.published_file
+        return pub.dataset, pub.org_code, pub.period, pub.identity
+    if item.published_dataset:
+        return item.published_dataset, published.PUBLISHERS[item.published_dataset], None, None
+    return None, None, None, None
 
 
 def _record(con, file_id: int, item: LandingFile, result: LoadResult, *, invalid: int = 0,
             no_person: int = 0) -> LoadResult:
-    name = item.name
-    identity = "|".join(str(x) for x in name.identity) if name else None
+    dataset, org_code, period, identity = _ledger(item)
     con.execute(
         "insert into files (file_id, file_name, sha256, dataset, org_code, period, identity, "
         "status, rows_in, rows_loaded, rows_quarantined, reason, invalid_nhs_numbers, "
         "missing_person_ids) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [file_id, item.file_name, item.sha256, name.dataset if name else None,
-         name.org_code if name else None, name.period if name else None, identity,
+        [file_id, item.file_name, item.sha256, dataset, org_code, period, identity,
          result.status, result.rows_in, result.rows_loaded, result.rows_quarantined,
          result.reason, invalid, no_person])
-    result.dataset = name.dataset if name else None
-    result.period = name.period if name else None
+    result.dataset, result.period = dataset, period
     return result
+
+
+# ---------------------------------------------------------------- published files
+
+
+def _load_published(con, file_id: int, item: LandingFile) -> LoadResult:
+    """Load a file NHS England or ONS published (recognised by its header) in the caller's
+    transaction. The check rows (NHS England's TOTAL row) count as loaded: their values are kept
+    in `published_checks`, so rows_in = rows_loaded + rows_quarantined holds."""
+    try:
+        pub = published.read_published(item.path)
+    except FileRejected as rejected:
+        return _reject_published(con, file_id, item, rejected)
+    item.published_file = pub
+    _insert_published_rows(con, file_id, pub)
+    _record_published_months(con, file_id, pub)
+    _insert_published_checks(con, file_id, pub)
+    _insert_published_quarantine(con, file_id, item.file_name, pub)
+    _supersede_identity(con, pub.dataset, pub.identity)
+    result = LoadResult(item.file_name, "loaded", pub.rows_in, pub.rows_loaded + pub.check_rows,
+                        len(pub.quarantined))
+    return _record(con, file_id, item, result)
+
+
+def _reject_published(con, file_id: int, item: LandingFile, rejected: FileRejected) -> LoadResult:
+    """A published file that cannot be loaded: its data records (if readable) are quarantined."""
+    rows = published.data_records(item.path)
+    con.execute("insert into quarantine_rows select ?, ?, l, ?, ? from range(1, ? + 1) t(l)",
+                [file_id, item.file_name, rejected.rule, f"file rejected: {rejected.detail}", rows])
+    result = LoadResult(item.file_name, "rejected", rows, 0, rows, f"{rejected.rule}: {rejected.detail}")
+    return _record(con, file_id, item, result)
+
+
+def _insert_published_rows(con, file_id: int, pub: published.PublishedFile) -> None:
+    table = f"raw_{pub.dataset}"
+    types = dict(con.execute(f"select column_name, column_type from (describe {table})").fetchall())
+    columns = [c for c in pub.rows.columns if c in types]
+    con.register("published_rows", pub.rows.to_arrow())
+    try:
+        con.execute(
+            f"insert into {table} (file_id, {', '.join(columns)}) select ?, "
+            + ", ".join(f'"{c}"::{types[c]}' for c in columns)
+            + " from published_rows order by line_number", [file_id])
+    finally:
+        con.unregister("published_rows")
+
+
+def _record_published_months(con, file_id: int, pub: published.PublishedFile) -> None:
+    """The months the rows cover; none (ONS population): every month, like `population`."""
+    months = [month_start(p) for p in pub.periods] or [None]
+    con.executemany("insert into file_months values (?, ?)", [[file_id, m] for m in months])
+
+
+def _insert_published_checks(con, file_id: int, pub: published.PublishedFile) -> None:
+    rows = [[file_id, c["check"], c.get("column"), _as_count(c.get("published")),
+             _as_count(c.get("computed")), bool(c["ok"]), _check_detail(c)] for c in pub.checks]
+    if rows:
+        con.executemany("insert into published_checks values (?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def _as_count(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _check_detail(check: dict) -> str | None:
+    """The parser's detail; a value that is not a count (e.g. a month) is spelled out here."""
+    parts = [check["detail"]] if check.get("detail") else []
+    if any(check.get(k) is not None and _as_count(check.get(k)) is None for k in ("published", "computed")):
+        parts.append(f"published {check.get('published')}, computed {check.get('computed')}")
+    return "; ".join(parts) or None
+
+
+def _insert_published_quarantine(con, file_id: int, file_name: str,
+                                 pub: published.PublishedFile) -> None:
+    if pub.quarantined:
+        con.executemany("insert into quarantine_rows values (?, ?, ?, ?, ?)",
+                        [[file_id, file_name, line, rule, detail]
+                         for line, rule, detail in pub.quarantined])

@@ -35,9 +35,11 @@ import polars as pl
 
 from flows.errors import FileRejected
 
-__all__ = ["PublishedFile", "detect_published", "read_published", "DATASETS"]
+__all__ = ["PublishedFile", "detect_published", "read_published", "data_records", "DATASETS",
+           "PUBLISHERS"]
 
 DATASETS = ("nhse_ae", "nhse_discharge", "ons_population")
+PUBLISHERS = {"nhse_ae": "NHSE", "nhse_discharge": "NHSE", "ons_population": "ONS"}
 _HEADER_SEARCH_RECORDS = 20          # how many leading records may hold title lines before the header
 _HEAD_BYTES = 256 * 1024             # how much of a file detection reads
 
@@ -57,6 +59,17 @@ class PublishedFile:
     periods: list[str] = field(default_factory=list)   # every 'YYYY-MM' the loaded rows cover
     edition: str | None = None    # ONS population: the mid-year ('2020'); part of the file's identity
     notes: list[str] = field(default_factory=list)     # how the file was read (encoding, year source ...)
+
+    @property
+    def identity(self) -> str:
+        """Files with the same identity replace each other (a newer publication of the same data).
+
+        The month (or the ONS mid-year) and the layout: the two discharge layouts (criteria to
+        reside, discharges) and the ONS persons / males / females tables never replace each
+        other. A file spanning several months is identified by its first and last month."""
+        span = self.period or self.edition or (
+            f"{self.periods[0]}..{self.periods[-1]}" if self.periods else "")
+        return "|".join((self.dataset, self.org_code, span, self.layout))
 
     @property
     def rows_loaded(self) -> int:
@@ -354,6 +367,17 @@ def _read_records(path: Path) -> tuple[list[list[str]], str]:
         raise FileRejected("unreadable", f"cannot read the file: {exc}") from None
     text, encoding = _decode(data)
     return _records(text), encoding
+
+
+def data_records(path: Path) -> int:
+    """Data records after the recognised header: what a rejected published file counts as its
+    rows (0 when the file cannot be read or no known header is found)."""
+    try:
+        records, _ = _read_records(Path(path))
+    except FileRejected:
+        return 0
+    found = _find_header(records)
+    return len(records) - found[0] - 1 if found else 0
 
 
 def read_published(path: Path, *, year: int | None = None) -> PublishedFile:

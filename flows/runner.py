@@ -5,7 +5,10 @@ sql/README.md). Kinds:
   view    - a persistent view, re-created at the start of every build
   table   - a temporary table materialised once per build (shared by every month's models)
   metric  - one month's numerator and denominator per HWB; the runner rolls it up to ICB and
-            England, computes value, plan_value and status, and writes `metric_cells`
+            England, computes value, plan_value and status, and writes `metric_cells`.
+            With `rollup: provider` the metric is a provider-level measure: one row per provider
+            (org_code, parent_code, numerator, denominator), rolled up to ICB and England
+            (see PROVIDER_ROLLUP_SQL)
   audit   - sql/audits: returns offending rows for one month; `severity: fail` blocks the month
 """
 from __future__ import annotations
@@ -25,10 +28,12 @@ from flows import SQL_DIR
 from flows.errors import AuditFailed, JoinedUpError
 
 ENGLAND = "E92000001"
-UNIT_SCALE = {"per_100k": 100000.0, "percent": 100.0, "days": 1.0}
+UNIT_SCALE = {"per_100k": 100000.0, "percent": 100.0, "days": 1.0, "count": 1.0, "mean": 1.0}
 HEADER = re.compile(r"^\s*/\*(.*?)\*/", re.S)
 RAW_DATASETS = {"raw_apc": "apc", "raw_reablement": "reablement", "raw_carehome": "carehome",
-                "raw_population": "population", "raw_plan": "plan", "raw_orgs": "orgs"}
+                "raw_population": "population", "raw_plan": "plan", "raw_orgs": "orgs",
+                "raw_nhse_ae": "nhse_ae", "raw_nhse_discharge": "nhse_discharge",
+                "raw_ons_population": "ons_population"}
 
 RUNNER_SCHEMA = """
 create table if not exists metric_cells (
@@ -52,6 +57,7 @@ create table if not exists metric_catalog (
     official_id varchar, source varchar, sql_file varchar, sort_order integer,
     follow_up_days integer, datasets varchar[]
 );
+alter table metric_catalog add column if not exists rollup varchar;
 create or replace view metric_values as
     select period_month, area_type, area_code, metric_id, numerator, denominator, value,
            plan_value, status
@@ -99,6 +105,9 @@ class Project:
         digest = hashlib.sha256()
         for model in self.upstream(name):
             digest.update(model.sql.encode())
+            for key in ("rollup", "denominator_rollup"):     # header lines that change the figures
+                if key in model.header:
+                    digest.update(f"{key}: {model.header[key]}".encode())
             for dep in model.depends_on:
                 ref = SQL_DIR / "reference" / f"{dep}.csv"
                 if ref.exists():
@@ -298,13 +307,16 @@ def write_catalog(con, project: Project) -> None:
     con.execute("delete from metric_catalog")
     for order, model in enumerate(project.metrics):
         h = model.header
-        con.execute("insert into metric_catalog values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+        con.execute("insert into metric_catalog (metric_id, title, unit, higher_is_better, "
+                    "numerator_label, denominator_label, unit_cost, definition, official_id, "
+                    "source, sql_file, sort_order, follow_up_days, datasets, rollup) "
+                    "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
             h["metric_id"], h.get("title", h["metric_id"]), h["unit"],
             h.get("higher_is_better", "false").lower() == "true", h.get("numerator_label"),
             h.get("denominator_label"), float(h["unit_cost"]) if h.get("unit_cost") else None,
             h.get("definition") or h.get("description"), h.get("official_id"), h.get("source"),
             str(model.path.relative_to(SQL_DIR.parent)), order, int(h.get("follow_up_days", 0)),
-            sorted(project.datasets_of(model.name))])
+            sorted(project.datasets_of(model.name)), h.get("rollup", "hwb")])
 
 
 def build_months(con, project: Project, plans: list[MonthPlan], *, run_id: str,
@@ -375,12 +387,61 @@ left join stg_plan p on p.area_code = a.area_code and p.metric_id = $metric_id
 """
 
 
+PROVIDER_ROLLUP_SQL = """
+with m as ({metric_sql}),
+icbs as (
+    -- only ICBs that orgs lists as ICBs and that the HWB roll-up has, so that every area in
+    -- metric_values has every contract metric
+    select distinct o.org_code from stg_orgs o join dim_hwb h on h.icb_code = o.org_code
+    where o.org_type = 'ICB'
+),
+providers as (
+    -- the provider's parent from orgs when orgs lists it, else the parent the file gives
+    select upper(trim(m.org_code)) as org_code,
+           case when o.org_code is not null then o.parent_code
+                else upper(trim(m.parent_code)) end as icb_code,
+           m.numerator, m.denominator
+    from m left join stg_orgs o on o.org_code = upper(trim(m.org_code))
+),
+areas as (
+    select 'provider' as area_type, org_code as area_code, numerator, denominator from providers
+    union all
+    select 'icb', icb_code, sum(numerator), {denominator}(denominator)
+    from providers where icb_code in (select org_code from icbs) group by icb_code
+    union all
+    select 'england', '{england}', sum(numerator), {denominator}(denominator)
+    from providers having count(*) > 0
+)
+select $period_start::date, a.area_type, a.area_code, $metric_id, a.numerator, a.denominator,
+       {value}, p.plan_value, 'final'
+from areas a
+left join stg_plan p on p.area_code = a.area_code and p.metric_id = $metric_id
+     and p.period = $period_start::date
+"""
+
+
+def _rollup_sql(model: Model) -> str:
+    """The roll-up for the metric's header: by HWB of residence (default) or by provider.
+
+    Provider roll-up: a `count` has value = numerator (no denominator); `denominator_rollup:
+    max` takes an area's denominator as the largest of its providers' (e.g. days with data)."""
+    if model.header.get("rollup", "hwb") != "provider":
+        return ROLLUP_SQL.format(metric_sql=model.sql, england=ENGLAND)
+    denominator = model.header.get("denominator_rollup", "sum")
+    if denominator not in ("sum", "max"):
+        raise JoinedUpError(f"{model.path}: denominator_rollup must be sum or max, not {denominator}")
+    value = ("$scale * a.numerator" if model.header["unit"] == "count"
+             else "$scale * a.numerator / nullif(a.denominator, 0)")
+    return PROVIDER_ROLLUP_SQL.format(metric_sql=model.sql, england=ENGLAND,
+                                      denominator=denominator, value=value)
+
+
 def _write_metric(con, project: Project, model: Model, month: date, params: dict) -> None:
     metric_id = model.header["metric_id"]
     con.execute("delete from metric_cells where period_month = ? and metric_id = ?", [month, metric_id])
-    sql = ROLLUP_SQL.format(metric_sql=model.sql, england=ENGLAND)
+    sql = _rollup_sql(model)
     con.execute("insert into metric_cells " + sql,
-                {**params, "metric_id": metric_id, "scale": UNIT_SCALE[model.header["unit"]]})
+                _used(sql, {**params, "metric_id": metric_id, "scale": UNIT_SCALE[model.header["unit"]]}))
     files = _input_files(con, month, _metric_datasets(project, model))
     con.execute("insert or replace into model_builds (period_month, model, sql_fingerprint, "
                 "input_fingerprint, input_files) values (?, ?, ?, ?, ?)",

@@ -85,13 +85,14 @@ def publish_count(n: float | None, *, national: bool = False) -> Count:
     return Count(round_to_multiple(n))
 
 
-def publish_difference(d: float | None, *, numerator: Count, national: bool = False) -> Count:
-    """A difference in counts (e.g. above plan): rounded, suppressed where the numerator is."""
+def publish_difference(d: float | None, *, suppressed: bool, national: bool = False) -> Count:
+    """A difference in counts (e.g. admissions above plan): rounded to the nearest 5, and
+    suppressed where the figure it belongs to is (`suppressed`)."""
     if d is None:
         return Count(None, national=national, signed=True)
     if national:
         return Count(_plain(d), national=True, signed=True)
-    if numerator.suppressed:
+    if suppressed:
         return Count(None, suppressed=True, signed=True)
     return Count(round_to_multiple(d), signed=True)
 

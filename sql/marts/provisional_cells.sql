@@ -2,11 +2,13 @@
 model: provisional_cells
 kind: view
 grain: period_month, metric_id, area_code
-depends_on: deliveries, metric_cells, metric_catalog, dim_hwb, stg_reablement
+depends_on: deliveries, metric_cells, metric_catalog, dim_hwb, stg_reablement, files, file_months
 description: Which cells are provisional, and why. A month is provisional for a metric while its
   follow-up window (metric_catalog.follow_up_days) has not passed by the end of the latest period
   loaded, or while an expected file is missing (a provider or local authority is expected every
-  month from its first delivery on). area_code NULL means every area.
+  month from its first delivery on), or while no loaded file of a dataset the metric reads covers
+  the month at all (e.g. a month loaded only from NHS England's published A&E files: its apc
+  metrics are zeros until apc extracts arrive). area_code NULL means every area.
 */
 with latest as (
     select dataset, max(period_month) as latest_month from deliveries group by dataset
@@ -58,9 +60,26 @@ awaiting_status as (
     join dim_hwb as h on h.area_code = r.area_code
     cross join lateral (select unnest([h.area_code, h.icb_code, 'E92000001']) as area_code) as area
     where list_contains(c.datasets, 'reablement')
+),
+
+no_extract as (
+    select c.period_month, c.metric_id, null as area_code, d.dataset || ' data missing for the month' as reason
+    from cells as c
+    cross join lateral (select unnest(c.datasets) as dataset) as d
+    where d.dataset in ('apc', 'reablement', 'carehome', 'nhse_ae', 'nhse_discharge')
+      and not exists (
+          -- a loaded file of the dataset for the month, or whose rows cover it
+          select 1
+          from files as f
+          where f.status = 'loaded' and f.dataset = d.dataset
+            and (f.period = strftime(c.period_month, '%Y-%m')
+                 or f.file_id in (select m.file_id from file_months as m
+                                  where m.month = c.period_month or m.month is null))
+      )
 )
 
 select * from follow_up
+union all select * from no_extract
 union all select * from missing_provider
 union all select * from missing_council
 union all select * from awaiting_status

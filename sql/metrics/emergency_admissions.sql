@@ -3,6 +3,7 @@ model: emergency_admissions
 kind: metric
 metric_id: emergency_admissions
 title: Emergency admissions
+sort_order: 1
 unit: per_100k
 higher_is_better: false
 numerator_label: emergency admissions

@@ -30,7 +30,7 @@ select
     a.procode,
     a.provspno,
     a.person_id,
-    a.resladst_ons as area_code,
+    upper(a.resladst_ons) as area_code,
     -- dates
     a.admidate,
     a.disdate,

@@ -159,7 +159,8 @@ def test_patient_classification():
 
 
 def test_discharge_method():
-    assert set(codes("discharge_method")) == {str(i) for i in range(1, 10)}
+    # 6 and 7 are MHSDS-only codes, not valid in the admitted patient care (CDS) extract
+    assert set(codes("discharge_method")) == {"1", "2", "3", "4", "5", "8", "9"}
     assert flagged("discharge_method", "is_death") == {"4", "5"}
     assert flagged("discharge_method", "is_not_applicable_or_unknown") == {"8", "9"}
 

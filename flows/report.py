@@ -1,0 +1,824 @@
+"""Render the monthly integration-progress reports.
+
+For each month: one page per HWB, one per ICB (its HWBs side by side), the month's figures as
+CSV and JSON, and one index of every page and month. Pages are self-contained HTML (styles and
+SVG charts inline). Everything published goes through flows.sdc, and `sdc.check_publishable`
+refuses a page or export before anything of that month is written.
+
+Reads only metric_values, metric_catalog, metric_plan_variance, orgs, load_log, quarantine,
+deliveries and data_quality. One function builds the context of each page kind
+(`hwb_page_context`, `icb_page_context`, `index_context`); the templates only lay it out.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import re
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from flows import TEMPLATES_DIR, sdc
+from flows.charts import ChartRenderer, ChartSpec
+
+log = logging.getLogger("joinedup.report")
+
+WINDOW_MONTHS = 24            # months shown in each trend chart and table
+ENGLAND_CODE = "E92000001"
+AMBER_TOLERANCE = 0.05        # amber: worse than plan by at most 5% of the plan value
+UNIT_SCALE = {"per_100k": 100_000, "percent": 100, "days": 1, "count": 1, "mean": 1}
+UNIT_LABEL = {"per_100k": "per 100,000", "percent": "%", "days": "days", "count": "", "mean": "per day"}
+ORG_AREA_TYPE = {"HWB": "hwb", "ICB": "icb", "PROVIDER": "provider"}
+AREA_TYPE_ORDER = {"england": 0, "icb": 1, "hwb": 2, "provider": 3}
+MEASURE_LABEL = {
+    "unknown_residence_spells": "Spells with unknown residence",
+    "out_of_area_spells": "Spells resident outside the areas covered",
+    "invalid_nhs_numbers": "Invalid NHS numbers",
+}
+RAG_RULE = (
+    "Green: on plan or better. Amber: worse than plan by no more than "
+    f"{AMBER_TOLERANCE:.0%} of the plan value. Red: worse than plan by more than "
+    f"{AMBER_TOLERANCE:.0%} of the plan value. 'Worse' means higher where lower is better "
+    "(for example admissions) and lower where higher is better (for example discharges to "
+    "usual residence). The month's published (rounded) figure is compared with its plan; "
+    "no status is given where there is no plan or the figure is suppressed."
+)
+SDC_RULE = (
+    "Below England level, counts from 1 to {t} are shown as * and other counts are rounded to "
+    "the nearest {m}. Rates, percentages and averages are calculated from the rounded counts and "
+    "are not shown (*) where their numerator or denominator is. Differences from plan and their "
+    "cost are calculated from rounded figures. England figures are not rounded."
+).format(t=sdc.SUPPRESSION_THRESHOLD, m=sdc.ROUNDING_MULTIPLE)
+EXPORT_COLUMNS = (
+    "period_month", "area_type", "area_code", "area_name", "metric_id", "metric_title", "unit",
+    "numerator", "denominator", "value", "plan_value", "variance", "variance_count",
+    "variance_cost", "ytd_variance_count", "ytd_variance_cost", "rag", "status",
+)
+
+
+# --- what the tables hold ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Metric:
+    metric_id: str
+    title: str
+    unit: str
+    higher_is_better: bool
+    numerator_label: str
+    denominator_label: str
+    unit_cost: float | None
+    definition: str
+    official_id: str | None
+    source: str | None
+    sql_file: str | None
+    sort_order: int
+
+    @property
+    def scale(self) -> int:
+        return UNIT_SCALE[self.unit]
+
+    @property
+    def unit_label(self) -> str:
+        return UNIT_LABEL[self.unit]
+
+    @property
+    def anchor(self) -> str:
+        return "metric-" + re.sub(r"[^A-Za-z0-9_-]", "-", self.metric_id)
+
+
+@dataclass(frozen=True)
+class Area:
+    code: str
+    name: str
+    type: str                 # hwb | icb | england | provider
+    parent: str | None = None
+
+    @property
+    def href(self) -> str:
+        return f"{self.code}.html"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One metric_values row with its metric_plan_variance row (unsuppressed: never published)."""
+
+    numerator: float | None
+    denominator: float | None
+    value: float | None
+    plan_value: float | None
+    status: str | None
+    variance: float | None = None
+    variance_count: float | None = None
+    variance_cost: float | None = None
+    ytd_variance_count: float | None = None
+    ytd_variance_cost: float | None = None
+
+
+@dataclass
+class ReportData:
+    """Everything the pages of the requested months need, read once from the database."""
+
+    metrics: list[Metric]
+    areas: dict[str, Area]
+    sources: dict[tuple[str, date, str], Source]      # (area_code, month, metric_id)
+    present: dict[date, dict[str, str]]                # every month: area code -> area type
+    deliveries: list[dict]
+    quarantined: list[dict]
+    rejected: list[dict]
+    quality: list[dict]
+    _figures: dict = field(default_factory=dict)
+
+    def figure(self, area: Area, month: date, metric: Metric) -> Figure:
+        key = (area.code, month, metric.metric_id)
+        if key not in self._figures:
+            self._figures[key] = publish_figure(self, area, month, metric)
+        return self._figures[key]
+
+
+# --- published figures --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Rag:
+    code: str          # green | amber | red | none
+    label: str
+    symbol: str
+
+
+RAG = {
+    "green": Rag("green", "On plan or better", "✓"),
+    "amber": Rag("amber", "Slightly worse than plan", "!"),
+    "red": Rag("red", "Worse than plan", "✗"),
+    "none": Rag("none", "No plan", "–"),
+    "suppressed": Rag("none", "Not assessed (small numbers)", "*"),
+    "no_figure": Rag("none", "No figure", "–"),
+}
+
+
+@dataclass(frozen=True)
+class Against:
+    """How far the month is from plan: in the metric's unit, and as a count where it is one."""
+
+    variance: float | None
+    count: sdc.Count | None
+    unit: str
+    numerator_label: str
+    planned: bool
+    suppressed: bool
+
+
+@dataclass(frozen=True)
+class Change:
+    """Change between two published values: relative (%) or, for percentages, in points."""
+
+    amount: float | None
+    points: bool
+
+
+@dataclass(frozen=True)
+class Figure:
+    """Everything published about one area, month and metric."""
+
+    cell: sdc.Cell
+    plan: float | None
+    status: str | None
+    against: Against
+    rag: Rag
+    cost: sdc.Cost
+    ytd_variance_count: sdc.Count
+    ytd_cost: sdc.Cost
+
+
+def publish_figure(data: ReportData, area: Area, month: date, metric: Metric) -> Figure:
+    """Apply disclosure control to one cell; below England every number derives from rounded counts."""
+    src = data.sources.get((area.code, month, metric.metric_id)) or Source(None, None, None, None, None)
+    national = area.type == "england"
+    cell = sdc.publish_cell(src.numerator, src.denominator, scale=metric.scale,
+                            national=national, value=src.value)
+    count = sdc.publish_difference(src.variance_count, suppressed=cell.suppressed, national=national)
+    ytd = _ytd_cell(data, area, month, metric)
+    ytd_count = sdc.publish_difference(src.ytd_variance_count, suppressed=ytd.suppressed,
+                                       national=national)
+    return Figure(
+        cell=cell, plan=src.plan_value, status=src.status,
+        against=Against(_variance(src, cell, national),
+                        count if src.variance_count is not None else None, metric.unit,
+                        metric.numerator_label, planned=src.plan_value is not None,
+                        suppressed=cell.suppressed),
+        rag=rag_status(cell, src.plan_value, metric.higher_is_better),
+        cost=_cost(count, src.variance_cost, metric, national),
+        ytd_variance_count=ytd_count,
+        ytd_cost=_cost(ytd_count, src.ytd_variance_cost, metric, national),
+    )
+
+
+def _variance(src: Source, cell: sdc.Cell, national: bool) -> float | None:
+    if national and src.variance is not None:
+        return src.variance
+    if cell.value is None or src.plan_value is None:
+        return None
+    return cell.value - src.plan_value
+
+
+def _cost(count: sdc.Count | None, source_cost: float | None, metric: Metric,
+          national: bool) -> sdc.Cost:
+    if count is None:
+        return sdc.Cost(None)
+    if national:
+        return sdc.national_cost(source_cost)
+    return sdc.publish_cost(count, metric.unit_cost if source_cost is not None else None)
+
+
+def _ytd_cell(data: ReportData, area: Area, month: date, metric: Metric) -> sdc.Cell:
+    """The financial year to date's counts, to decide whether its difference from plan shows."""
+    rows = [s for m in month_range(financial_year_start(month), month)
+            if (s := data.sources.get((area.code, m, metric.metric_id))) and s.numerator is not None]
+    return sdc.publish_cell(sum(s.numerator for s in rows) if rows else None,
+                            sum(s.denominator or 0 for s in rows) if rows else None,
+                            scale=metric.scale, national=area.type == "england")
+
+
+def rag_status(cell: sdc.Cell, plan: float | None, higher_is_better: bool) -> Rag:
+    """Green on plan or better; amber worse by ≤ AMBER_TOLERANCE of plan; red beyond that."""
+    if cell.suppressed:
+        return RAG["suppressed"]
+    if cell.value is None:
+        return RAG["no_figure"]
+    if plan is None:
+        return RAG["none"]
+    shortfall = (plan - cell.value) if higher_is_better else (cell.value - plan)
+    if shortfall <= 0:
+        return RAG["green"]
+    return RAG["amber"] if shortfall <= AMBER_TOLERANCE * abs(plan) else RAG["red"]
+
+
+def change(now: sdc.Cell, before: sdc.Cell, unit: str) -> Change:
+    """Percentages change in points; rates and days change relative to the earlier value."""
+    points = unit == "percent"
+    if now.value is None or before.value is None:
+        return Change(None, points)
+    if points:
+        return Change(now.value - before.value, True)
+    if before.value == 0:
+        return Change(None, False)
+    return Change(100 * (now.value - before.value) / before.value, False)
+
+
+# --- months ----------------------------------------------------------------------------------------
+
+def add_months(month: date, k: int) -> date:
+    total = month.year * 12 + month.month - 1 + k
+    return date(total // 12, total % 12 + 1, 1)
+
+
+def month_range(first: date, last: date) -> list[date]:
+    months, m = [], first
+    while m <= last:
+        months.append(m)
+        m = add_months(m, 1)
+    return months
+
+
+def window(month: date) -> list[date]:
+    """The WINDOW_MONTHS months ending with `month`, oldest first."""
+    return month_range(add_months(month, 1 - WINDOW_MONTHS), month)
+
+
+def financial_year_start(month: date) -> date:
+    return date(month.year if month.month >= 4 else month.year - 1, 4, 1)
+
+
+def month_code(month: date) -> str:
+    return month.strftime("%Y-%m")
+
+
+# --- formatting (registered as Jinja filters; also used for generated sentences) -------------------
+
+def month_name(month: date) -> str:
+    return month.strftime("%B %Y")
+
+
+def month_short(month: date) -> str:
+    return month.strftime("%b %Y")
+
+
+def thousands(n: float | None, digits: int = 0) -> str:
+    return "–" if n is None else f"{n:,.{digits}f}"
+
+
+def format_count(c: sdc.Count | None) -> str:
+    if c is None:
+        return "–"
+    if not isinstance(c, sdc.Count):
+        raise TypeError(f"count filter got {type(c).__name__}; counts must pass through flows.sdc")
+    if c.suppressed:
+        return sdc.SUPPRESSED
+    return thousands(c.n, 0 if c.n is None or float(c.n).is_integer() else 1)
+
+
+def format_value(v: sdc.Cell | float | None, unit: str, with_rate_unit: bool = False) -> str:
+    """A metric value in its unit: '1,234.5' (or '1,234.5 per 100,000'), '42.1%', '5.2 days';
+    '*' suppressed; '–' no figure."""
+    if isinstance(v, sdc.Cell):
+        if v.suppressed:
+            return sdc.SUPPRESSED
+        v = v.value
+    if v is None:
+        return "–"
+    rate = f"{v:,.1f} {UNIT_LABEL[unit]}" if with_rate_unit else f"{v:,.1f}"
+    return {"percent": f"{v:.1f}%", "days": f"{v:,.1f} days"}.get(unit, rate)
+
+
+def format_change(ch: Change, digits: int = 1) -> str:
+    if ch.amount is None:
+        return "not available"
+    amount = round(ch.amount, digits)
+    if amount == 0:
+        return "no change"
+    size = f"{abs(amount):,.{digits}f}" + (" percentage points" if ch.points else "%")
+    return f"{'up' if amount > 0 else 'down'} {size}"
+
+
+def format_against(a: Against) -> str:
+    """'120 admissions above plan', '2.1 percentage points below plan', 'on plan', 'no plan'."""
+    if not a.planned:
+        return "no plan"
+    if a.suppressed:
+        return sdc.SUPPRESSED
+    if a.count is not None:
+        if a.count.n is not None:
+            return _above_below(a.count.n, f"{abs(a.count.n):,.0f} {a.numerator_label}")
+    if a.variance is None:
+        return "–"
+    size = {"percent": f"{abs(a.variance):.1f} percentage points",
+            "days": f"{abs(a.variance):,.1f} days"}.get(a.unit, f"{abs(a.variance):,.1f} per 100,000")
+    return _above_below(round(a.variance, 1), size)
+
+
+def _above_below(n: float, size: str) -> str:
+    if n == 0:
+        return "on plan"
+    return f"{size} {'above' if n > 0 else 'below'} plan"
+
+
+def format_cost(c: sdc.Cost) -> str:
+    if c.suppressed:
+        return sdc.SUPPRESSED
+    if c.amount is None:
+        return "–"
+    if round(c.amount) == 0:
+        return "£0"
+    return f"£{abs(c.amount):,.0f} {'over' if c.amount > 0 else 'under'} plan"
+
+
+def sentence(text: str) -> str:
+    """First letter upper case, the rest as written ('delayed days' -> 'Delayed days')."""
+    return text[:1].upper() + text[1:]
+
+
+FILTERS = {
+    "sentence": sentence, "month_name": month_name, "month_short": month_short, "month_code": month_code,
+    "thousands": thousands, "count": format_count, "metric_value": format_value,
+    "change": format_change, "against_plan": format_against, "cost": format_cost,
+}
+
+
+def reading(metric: Metric, month: date, fig: Figure, year_ago: Figure) -> str:
+    """One plain-English line generated from the published numbers."""
+    cell = fig.cell
+    if cell.suppressed:
+        small = (metric.numerator_label if cell.numerator.suppressed
+                 else metric.denominator_label)
+        return (f"Not published for {month_name(month)}: based on fewer than "
+                f"{sdc.SUPPRESSION_THRESHOLD + 1} {small}.")
+    if cell.value is None:
+        return f"No figure for {month_name(month)}: there were no {metric.denominator_label}."
+    year = format_change(change(cell, year_ago.cell, metric.unit), digits=0)
+    year = (f"{year} on {month_name(add_months(month, -12))}" if year != "not available"
+            else f"no figure for {month_name(add_months(month, -12))} to compare")
+    text = f"{format_value(cell, metric.unit, True)} in {month_name(month)}: {year}, {format_against(fig.against)}"
+    return text[0].upper() + text[1:] + (" (provisional)." if fig.status == "provisional" else ".")
+
+
+# --- reading the tables ---------------------------------------------------------------------------
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict]:
+    cursor = con.execute(sql, params or [])
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def load_report_data(con: duckdb.DuckDBPyConnection, first: date, last: date) -> ReportData:
+    """Read the months first..last (and the metric catalogue and orgs) from the database."""
+    between = [first, last]
+    periods = [month_code(m) for m in month_range(first, last)]
+    return ReportData(
+        metrics=_load_metrics(con),
+        areas=_load_areas(con),
+        sources=_load_sources(con, between),
+        present=_load_present(con),
+        deliveries=_rows(con, "select period_month, dataset, org_code, received from deliveries "
+                              "where period_month between ? and ? order by all", between),
+        quarantined=_rows(con, _QUARANTINE_SQL, [periods]),
+        rejected=_rows(con, "select file_name, org_code, dataset, period, reason, rows_in from load_log "
+                            "where status = 'rejected' and period in ? order by file_name", [periods]),
+        quality=_rows(con, "select period_month, area_code, measure, value from data_quality "
+                           "where period_month between ? and ?", between),
+    )
+
+
+# A file name can appear more than once in load_log (a duplicate is logged again); count each
+# quarantined row once, against the files that are in effect.
+_QUARANTINE_SQL = """
+    with files as (
+        select distinct file_name, org_code, dataset, period
+        from load_log
+        where status in ('loaded', 'rejected') and period in ?
+    )
+    select f.org_code, f.dataset, f.period, q.rule, count(*) as rows
+    from quarantine as q
+    join files as f using (file_name)
+    group by all
+    order by all
+"""
+
+
+def _load_metrics(con) -> list[Metric]:
+    rows = _rows(con, "select metric_id, title, unit, higher_is_better, numerator_label, "
+                      "denominator_label, unit_cost, definition, official_id, source, sql_file, "
+                      "sort_order from metric_catalog order by sort_order, metric_id")
+    return [Metric(**r) for r in rows]
+
+
+def _load_sources(con, between: list[date]):
+    rows = _rows(con, """
+        select v.period_month, v.area_type, v.area_code, v.metric_id, v.numerator, v.denominator,
+               v.value, v.plan_value, v.status, p.variance, p.variance_count, p.variance_cost,
+               p.ytd_variance_count, p.ytd_variance_cost
+        from metric_values as v
+        left join metric_plan_variance as p using (period_month, area_type, area_code, metric_id)
+        where v.period_month between ? and ?""", between)
+    sources = {}
+    for r in rows:
+        key = (r.pop("area_code"), r.pop("period_month"), r.pop("metric_id"))
+        del r["area_type"]
+        sources[key] = Source(**r)
+    return sources
+
+
+def _load_present(con) -> dict[date, dict[str, str]]:
+    present: dict[date, dict[str, str]] = defaultdict(dict)
+    for r in _rows(con, "select distinct period_month, area_code, area_type from metric_values"):
+        present[r["period_month"]][r["area_code"]] = r["area_type"]
+    return present
+
+
+def _load_areas(con) -> dict[str, Area]:
+    areas = {r["org_code"]: Area(r["org_code"], r["org_name"] or r["org_code"],
+                                 ORG_AREA_TYPE.get(r["org_type"], r["org_type"].lower()),
+                                 r["parent_code"])
+             for r in _rows(con, "select org_code, org_type, org_name, parent_code from orgs")}
+    areas[ENGLAND_CODE] = Area(ENGLAND_CODE, "England", "england")
+    return areas
+
+
+# --- page contexts --------------------------------------------------------------------------------
+
+def hwb_page_context(data: ReportData, month: date, hwb: Area) -> dict:
+    """Everything the page of one health and wellbeing board for one month shows."""
+    icb = data.areas.get(hwb.parent) if hwb.parent else None
+    return {
+        **_page_basics(data, month, hwb, kind="hwb"),
+        "icb": icb if icb and icb.code in data.present.get(month, ()) else None,
+        "summary": summary_rows(data, month, hwb),
+        "sections": [metric_section(data, month, hwb, m) for m in data.metrics],
+        "data_quality": data_quality(data, month, [hwb] + _providers(data, hwb.parent)),
+    }
+
+
+def icb_page_context(data: ReportData, month: date, icb: Area) -> dict:
+    """The ICB's own figures, and its HWBs side by side."""
+    hwbs = icb_hwbs(data, month, icb)
+    return {
+        **_page_basics(data, month, icb, kind="icb"),
+        "hwbs": hwbs,
+        "summary": summary_rows(data, month, icb),
+        "side_by_side": side_by_side(data, month, icb, hwbs),
+        "sections": [dict(metric_section(data, month, icb, m),
+                          hwb_trend=hwb_trend(data, month, m, hwbs))
+                     for m in data.metrics],
+        "data_quality": data_quality(data, month, hwbs + _providers(data, icb.code)),
+    }
+
+
+def index_context(data: ReportData, months: list[date], reports_dir: Path) -> dict:
+    """Every month with pages on disk, newest first, and its pages grouped by ICB."""
+    listed = [m for m in sorted(data.present, reverse=True)
+              if (reports_dir / month_code(m) / "figures.json").exists()]
+    return {
+        "page": {"kind": "index", "title": "Health and social care integration reports",
+                 "root": "", "month": None},
+        "months": [_index_month(data, m, reports_dir) for m in listed],
+        "metrics": data.metrics,
+        "rag_rule": RAG_RULE,
+        "sdc_rule": SDC_RULE,
+    }
+
+
+def _index_month(data: ReportData, month: date, reports_dir: Path) -> dict:
+    folder = reports_dir / month_code(month)
+    exists = {p.stem for p in folder.glob("*.html")}
+    icbs = [a for a in _areas_of_type(data, month, "icb") if a.code in exists]
+    grouped = {a.code for icb in icbs for a in icb_hwbs(data, month, icb)}
+    return {
+        "month": month, "code": month_code(month),
+        "icbs": [{"area": icb, "hwbs": [h for h in icb_hwbs(data, month, icb) if h.code in exists]}
+                 for icb in icbs],
+        "other_hwbs": [a for a in _areas_of_type(data, month, "hwb")
+                       if a.code in exists and a.code not in grouped],
+    }
+
+
+def _page_basics(data: ReportData, month: date, area: Area, *, kind: str) -> dict:
+    return {
+        "page": {"kind": kind, "title": f"{area.name}: {month_name(month)}", "root": "../",
+                 "month": month, "window_start": window(month)[0],
+                 "export_csv": "figures.csv", "export_json": "figures.json"},
+        "area": area,
+        "metrics": data.metrics,
+        "provisional": [m for m in data.metrics if data.figure(area, month, m).status == "provisional"],
+        "methodology": data.metrics,
+        "cost_units": sorted({m.numerator_label for m in data.metrics if m.unit_cost is not None}),
+        "rag_rule": RAG_RULE,
+        "sdc_rule": SDC_RULE,
+    }
+
+
+def summary_rows(data: ReportData, month: date, area: Area) -> list[dict]:
+    """The month's headline per metric: value, changes, plan, status and cost."""
+    rows = []
+    for metric in data.metrics:
+        fig = data.figure(area, month, metric)
+        rows.append({
+            "metric": metric, "figure": fig,
+            "on_month": change(fig.cell, data.figure(area, add_months(month, -1), metric).cell, metric.unit),
+            "on_year": change(fig.cell, data.figure(area, add_months(month, -12), metric).cell, metric.unit),
+        })
+    return rows
+
+
+def metric_section(data: ReportData, month: date, area: Area, metric: Metric) -> dict:
+    """One metric: the reading, the chart and its figures for the 24 months to `month`."""
+    england = data.areas[ENGLAND_CODE]
+    trend = [{"month": m, "figure": data.figure(area, m, metric),
+              "england": data.figure(england, m, metric).cell} for m in window(month)]
+    fig = data.figure(area, month, metric)
+    return {
+        "metric": metric,
+        "reading": reading(metric, month, fig, data.figure(area, add_months(month, -12), metric)),
+        "chart": chart_spec(data, month, area, metric),
+        "trend": trend,
+    }
+
+
+def hwb_trend(data: ReportData, month: date, metric: Metric, hwbs: list[Area]) -> dict:
+    """The ICB's HWBs side by side for one metric: a chart each and a table of values."""
+    return {
+        "charts": [chart_spec(data, month, hwb, metric) for hwb in hwbs],
+        "rows": [{"month": m, "cells": [data.figure(h, m, metric).cell for h in hwbs]}
+                 for m in window(month)],
+    }
+
+
+def side_by_side(data: ReportData, month: date, icb: Area, hwbs: list[Area]) -> list[dict]:
+    england = data.areas[ENGLAND_CODE]
+    return [{"metric": m, "figures": [data.figure(a, month, m) for a in [icb, *hwbs]],
+             "england": data.figure(england, month, m).cell} for m in data.metrics]
+
+
+def chart_spec(data: ReportData, month: date, area: Area, metric: Metric) -> ChartSpec:
+    months = window(month)
+    england = data.areas[ENGLAND_CODE]
+    figs = [data.figure(area, m, metric) for m in months]
+    latest = figs[-1]
+    label = (f"Line chart of {metric.title} ({metric.unit_label}) for {area.name}, "
+             f"{month_name(months[0])} to {month_name(month)}, with plan and England. "
+             f"{month_name(month)}: {format_value(latest.cell, metric.unit)}; "
+             f"plan {format_value(latest.plan, metric.unit)}. Figures in the table below.")
+    return ChartSpec(
+        key=re.sub(r"[^A-Za-z0-9_-]", "-", f"c-{area.code}-{metric.metric_id}"),
+        label=label, area_name=area.name, y_label=metric.unit_label,
+        months=tuple(month_short(m) for m in months),
+        values=tuple(f.cell.value for f in figs),
+        plan=tuple(f.plan for f in figs),
+        england=tuple(data.figure(england, m, metric).cell.value for m in months),
+        provisional=tuple(f.status == "provisional" for f in figs),
+    )
+
+
+def data_quality(data: ReportData, month: date, orgs: list[Area]) -> dict:
+    """Deliveries, quarantined rows and record-level problems for the organisations behind a page."""
+    codes = {o.code for o in orgs}
+    period = month_code(month)
+    return {
+        "deliveries": _deliveries(data, month, codes),
+        "quarantined": [{**r, "org": _org(data, r["org_code"]), "rows": sdc.publish_count(r["rows"])}
+                        for r in data.quarantined if r["period"] == period and r["org_code"] in codes],
+        "rejected": [{"file_name": r["file_name"], "reason": r["reason"],
+                      "rows": sdc.publish_count(r["rows_in"])}
+                     for r in data.rejected if r["period"] == period and r["org_code"] in codes],
+        **_quality_measures(data, month, codes),
+    }
+
+
+def _deliveries(data: ReportData, month: date, codes: set[str]) -> list[dict]:
+    first = window(month)[0]
+    by_org: dict[tuple, dict] = {}
+    for r in data.deliveries:
+        if r["org_code"] in codes and first <= r["period_month"] <= month:
+            row = by_org.setdefault((r["org_code"], r["dataset"]), {
+                "org": _org(data, r["org_code"]), "dataset": r["dataset"], "received": 0, "missing": []})
+            row["received"] += 1 if r["received"] else 0
+            row["missing"] += [] if r["received"] else [r["period_month"]]
+    return sorted(by_org.values(), key=lambda r: (r["org"].type, r["org"].name, r["dataset"]))
+
+
+def _quality_measures(data: ReportData, month: date, codes: set[str]) -> dict:
+    known = list(MEASURE_LABEL)
+    measures = sorted({r["measure"] for r in data.quality},
+                      key=lambda m: (known.index(m) if m in known else len(known), m))
+    table: dict[str | None, dict[str, float]] = defaultdict(dict)
+    for r in data.quality:
+        if r["period_month"] == month and (r["area_code"] in codes or r["area_code"] is None):
+            table[r["area_code"]][r["measure"]] = r["value"]
+    rows = [{"org": _org(data, code) if code else None,
+             "counts": [sdc.publish_count(values.get(m)) for m in measures]}
+            for code, values in sorted(table.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))]
+    return {"measures": [MEASURE_LABEL.get(m, m.replace("_", " ").capitalize()) for m in measures],
+            "measure_rows": rows}
+
+
+def _org(data: ReportData, code: str) -> Area:
+    return data.areas.get(code) or Area(code, code, "unknown")
+
+
+def _providers(data: ReportData, icb_code: str | None) -> list[Area]:
+    return sorted((a for a in data.areas.values() if a.type == "provider" and a.parent == icb_code
+                   and icb_code is not None), key=lambda a: a.name)
+
+
+def _areas_of_type(data: ReportData, month: date, area_type: str) -> list[Area]:
+    codes = [c for c, t in data.present.get(month, {}).items() if t == area_type]
+    return sorted((_org(data, c) for c in codes), key=lambda a: (a.name, a.code))
+
+
+def icb_hwbs(data: ReportData, month: date, icb: Area) -> list[Area]:
+    return [a for a in _areas_of_type(data, month, "hwb") if a.parent == icb.code]
+
+
+# --- exports -------------------------------------------------------------------------------------
+
+def export_rows(data: ReportData, month: date) -> list[dict]:
+    """The month's published figures for every area and metric (disclosure-controlled objects)."""
+    types = data.present.get(month, {})
+    codes = sorted(types, key=lambda c: (AREA_TYPE_ORDER.get(types[c], 9), c))
+    return [_export_row(data, month, _org(data, code), types[code], metric)
+            for code in codes for metric in data.metrics]
+
+
+def _export_row(data: ReportData, month: date, area: Area, area_type: str, metric: Metric) -> dict:
+    fig = data.figure(area, month, metric)
+    return {
+        "period_month": month_code(month), "area_type": area_type, "area_code": area.code,
+        "area_name": area.name, "metric_id": metric.metric_id, "metric_title": metric.title,
+        "unit": metric.unit, "numerator": fig.cell.numerator, "denominator": fig.cell.denominator,
+        "value": fig.cell, "plan_value": fig.plan, "variance": fig.against.variance,
+        "variance_count": fig.against.count, "variance_cost": fig.cost,
+        "ytd_variance_count": fig.ytd_variance_count, "ytd_variance_cost": fig.ytd_cost,
+        "rag": fig.rag.code if fig.rag.code != "none" else None, "status": fig.status,
+    }
+
+
+def _plain_row(row: dict) -> dict:
+    digits = {"value": 2, "variance_cost": 0, "ytd_variance_cost": 0}
+    out = {}
+    for key, value in row.items():
+        if isinstance(value, (sdc.Count, sdc.Cell, sdc.Cost)):
+            value = sdc.as_published(value, digits.get(key))
+        elif isinstance(value, float):
+            value = round(value, 2)
+        out[key] = value
+    return out
+
+
+def export_texts(rows: list[dict], month: date) -> tuple[str, str]:
+    """(CSV, JSON) of already-checked export rows."""
+    plain = [_plain_row(r) for r in rows]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(plain)
+    document = {"period_month": month_code(month), "disclosure_control": SDC_RULE,
+                "rag_rule": RAG_RULE, "suppressed_marker": sdc.SUPPRESSED, "figures": plain}
+    return buffer.getvalue(), json.dumps(document, indent=1, ensure_ascii=False) + "\n"
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+def make_environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(TEMPLATES_DIR),
+                      autoescape=select_autoescape(["html.j2"]), undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(FILTERS)
+    return env
+
+
+@dataclass
+class _MonthOutput:
+    pages: dict[Path, tuple[str, dict]]     # path -> (template, context)
+    exports: list[dict]
+
+
+def build_month(data: ReportData, month: date, folder: Path) -> _MonthOutput:
+    """Every page context and the export of one month, checked before anything is written."""
+    pages = {folder / hwb.href: ("hwb_page.html.j2", hwb_page_context(data, month, hwb))
+             for hwb in _areas_of_type(data, month, "hwb")}
+    pages |= {folder / icb.href: ("icb_page.html.j2", icb_page_context(data, month, icb))
+              for icb in _areas_of_type(data, month, "icb")}
+    exports = export_rows(data, month)
+    for path, (_template, context) in pages.items():
+        sdc.check_publishable(context, where=str(path))
+    sdc.check_publishable(exports, where=str(folder / "figures.csv"))
+    return _MonthOutput(pages, exports)
+
+
+def _chart_specs(context: dict) -> list[ChartSpec]:
+    specs = []
+    for section in context["sections"]:
+        specs.append(section["chart"])
+        specs += section.get("hwb_trend", {}).get("charts", [])
+    return specs
+
+
+def _write(path: Path, text: str) -> None:
+    """Write atomically, so a reader never sees half a page."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def render_month(env: Environment, charts: ChartRenderer, data: ReportData, month: date,
+                 reports_dir: Path) -> dict[str, float]:
+    """Render and write one month's pages and exports; returns the seconds spent per step."""
+    folder = reports_dir / month_code(month)
+    t0 = time.perf_counter()
+    out = build_month(data, month, folder)
+    t1 = time.perf_counter()
+    svgs = charts.render([s for _t, ctx in out.pages.values() for s in _chart_specs(ctx)])
+    t2 = time.perf_counter()
+    svg_markup = {key: Markup(svg) for key, svg in svgs.items()}
+    for path, (template, context) in out.pages.items():
+        _write(path, env.get_template(template).render(context, charts=svg_markup))
+    csv_text, json_text = export_texts(out.exports, month)
+    _write(folder / "figures.csv", csv_text)
+    _write(folder / "figures.json", json_text)
+    t3 = time.perf_counter()
+    return {"contexts": t1 - t0, "charts": t2 - t1, "templates": t3 - t2,
+            "pages": len(out.pages), "chart_count": len(svgs)}
+
+
+def render_reports(con: duckdb.DuckDBPyConnection, reports_dir: Path,
+                   months: list[date] | None = None, *, workers: int = 2) -> Path:
+    """Render every page and export of `months` (default: every month in metric_values) and the
+    index; returns the path of reports/index.html."""
+    reports_dir = Path(reports_dir)
+    all_months = [r["m"] for r in _rows(con, "select distinct period_month as m from metric_values")]
+    months = sorted(set(months)) if months is not None else all_months
+    missing = [m for m in months if m not in all_months]
+    if missing:
+        log.warning("no metric values for %s; nothing rendered for them",
+                    ", ".join(month_code(m) for m in missing))
+    months = [m for m in months if m in all_months]
+    data = load_report_data(con, add_months(min(months), 1 - WINDOW_MONTHS) if months else date.today(),
+                            max(months) if months else date.today())
+    env = make_environment()
+    totals: dict[str, float] = defaultdict(float)
+    with ChartRenderer(workers) as charts:
+        for month in months:
+            for key, seconds in render_month(env, charts, data, month, reports_dir).items():
+                totals[key] += seconds
+    index = reports_dir / "index.html"
+    _write(index, env.get_template("index.html.j2").render(index_context(data, months, reports_dir)))
+    log.info("rendered %d months, %d pages, %d charts: contexts %.2fs, charts %.2fs, templates %.2fs",
+             len(months), totals["pages"], totals["chart_count"], totals["contexts"],
+             totals["charts"], totals["templates"])
+    return index

@@ -1,0 +1,233 @@
+"""A tiny database holding the tables the report reads, made from code (seeded, hand-sized).
+
+Two ICBs: Cornwall and the Isles of Scilly (Cornwall, large; Isles of Scilly, the smallest HWB in
+England, whose counts fall in the 1–7 band and must be suppressed), and Greater Manchester
+(Trafford). 26 months, four metrics (three with a plan, two with a unit cost). Tables are built
+with the same columns as the lead's views (contract §4 and the interface in the issue).
+"""
+from __future__ import annotations
+
+import random
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+ENGLAND = "E92000001"
+FIRST_MONTH = date(2023, 10, 1)
+LAST_MONTH = date(2025, 11, 1)
+CORNWALL_ICB, GM_ICB = "E54000036", "E54000057"
+CORNWALL, SCILLY, TRAFFORD = "E06000052", "E06000053", "E08000009"
+
+ORGS = [
+    (CORNWALL_ICB, "ICB", "NHS Cornwall and the Isles of Scilly ICB", None),
+    (GM_ICB, "ICB", "NHS Greater Manchester ICB", None),
+    (CORNWALL, "HWB", "Cornwall", CORNWALL_ICB),
+    (SCILLY, "HWB", "Isles of Scilly", CORNWALL_ICB),
+    (TRAFFORD, "HWB", "Trafford", GM_ICB),
+    ("REF", "PROVIDER", "Royal Cornwall Hospitals NHS Trust", CORNWALL_ICB),
+    ("R0A", "PROVIDER", "Manchester University NHS Foundation Trust", GM_ICB),
+]
+
+CATALOG_COLUMNS = ("metric_id", "title", "unit", "higher_is_better", "numerator_label",
+                   "denominator_label", "unit_cost", "definition", "official_id", "source",
+                   "sql_file", "sort_order")
+CATALOG = [
+    ("emergency_admissions_65plus", "Emergency admissions, people aged 65 and over", "per_100k",
+     False, "admissions", "people aged 65 and over", 1613.0,
+     "Spells admitted in the month with an emergency admission method, age 65 or over, per "
+     "100,000 residents aged 65 and over.", "BCF 2025-26 metric 1", "SUS admitted patient care",
+     "sql/metrics/emergency_admissions_65plus.sql", 10),
+    ("discharge_to_usual_residence", "Discharges to usual place of residence", "percent", True,
+     "discharges to usual residence", "discharges", None,
+     "Discharges in the month to the usual place of residence (DISDEST 19), as a percentage of "
+     "discharges excluding deaths.", "BCF 2022-25 metric 2", "SUS admitted patient care",
+     "sql/metrics/discharge_to_usual_residence.sql", 20),
+    ("discharge_delay_days", "Average delay after discharge ready date", "days", False,
+     "delayed days", "delayed discharges", 307.0,
+     "Days between the discharge ready date and discharge, averaged over discharges delayed by "
+     "a day or more.", "BCF 2025-26 metric 2", "SUS admitted patient care",
+     "sql/metrics/discharge_delay_days.sql", 30),
+    ("reablement_at_home_91d", "Still at home 91 days after reablement", "percent", True,
+     "people at home", "people discharged into reablement", None,
+     "People aged 65 and over discharged from hospital into reablement who were at home 91 days "
+     "later.", "ASCOF 2B(1)", "Local authority client level data",
+     "sql/metrics/reablement_at_home_91d.sql", 40),
+]
+SCALE = {"per_100k": 100_000, "percent": 100, "days": 1}
+
+# Per HWB: 65+ population and the monthly sizes of each metric's counts.
+SIZES = {
+    CORNWALL: {"pop65": 150_000, "adm": 310, "dis": 4000, "delayed": 300, "reab": 120},
+    SCILLY: {"pop65": 600, "adm": 4, "dis": 6, "delayed": 2, "reab": 4},
+    TRAFFORD: {"pop65": 42_000, "adm": 85, "dis": 1500, "delayed": 120, "reab": 60},
+}
+HWB_ICB = {CORNWALL: CORNWALL_ICB, SCILLY: CORNWALL_ICB, TRAFFORD: GM_ICB}
+MISSING_DELIVERY = ("R0A", "apc", date(2025, 9, 1))     # makes Trafford's September provisional
+
+
+def months(first: date = FIRST_MONTH, last: date = LAST_MONTH) -> list[date]:
+    out, m = [], first
+    while m <= last:
+        out.append(m)
+        m = date(m.year + m.month // 12, m.month % 12 + 1, 1)
+    return out
+
+
+def _hwb_counts(rng: random.Random, size: dict, i: int) -> dict[str, tuple[float, float]]:
+    """(numerator, denominator) per metric for one HWB and month; a gentle upward drift."""
+    drift = 1 + 0.004 * i
+    adm = max(0, round(size["adm"] * drift * rng.uniform(0.85, 1.15)))
+    dis = max(0, round(size["dis"] * rng.uniform(0.9, 1.1)))
+    delayed = max(0, round(size["delayed"] * rng.uniform(0.8, 1.2)))
+    reab = max(0, round(size["reab"] * rng.uniform(0.8, 1.2)))
+    return {
+        "emergency_admissions_65plus": (adm, size["pop65"]),
+        "discharge_to_usual_residence": (round(dis * rng.uniform(0.86, 0.95)), dis),
+        "discharge_delay_days": (round(delayed * rng.uniform(3.0, 5.5)), delayed),
+        "reablement_at_home_91d": (round(reab * rng.uniform(0.7, 0.9)), reab),
+    }
+
+
+def _plan(metric_id: str, area: str) -> float | None:
+    return {
+        "emergency_admissions_65plus": {CORNWALL: 205.0, SCILLY: 700.0, TRAFFORD: 200.0,
+                                        CORNWALL_ICB: 205.0, GM_ICB: 200.0},
+        "discharge_to_usual_residence": {CORNWALL: 92.0, SCILLY: 92.0, TRAFFORD: 90.0,
+                                         CORNWALL_ICB: 92.0, GM_ICB: 90.0},
+        "discharge_delay_days": {CORNWALL: 4.0, SCILLY: 4.0, TRAFFORD: 4.5,
+                                 CORNWALL_ICB: 4.0, GM_ICB: 4.5},
+    }.get(metric_id, {}).get(area)
+
+
+def metric_rows(seed: int = 42, first: date = FIRST_MONTH) -> list[tuple]:
+    """metric_values rows: HWBs, their ICBs (sums) and England (a bigger, noisier sum)."""
+    rng = random.Random(seed)
+    rows = []
+    all_months = months(first)
+    for i, month in enumerate(all_months):
+        counts = {hwb: _hwb_counts(rng, size, i) for hwb, size in SIZES.items()}
+        areas = {hwb: ("hwb", c) for hwb, c in counts.items()}
+        for icb in (CORNWALL_ICB, GM_ICB):
+            members = [counts[h] for h, parent in HWB_ICB.items() if parent == icb]
+            areas[icb] = ("icb", {m: tuple(sum(c[m][k] for c in members) for k in (0, 1))
+                                  for m in members[0]})
+        areas[ENGLAND] = ("england", {m: (round(n * 41.3 + rng.randint(0, 9)), round(d * 40.9))
+                                      for m, (n, d) in areas[CORNWALL_ICB][1].items()})
+        for code, (area_type, by_metric) in areas.items():
+            for metric_id, (num, den) in by_metric.items():
+                rows.append(_row(month, area_type, code, metric_id, num, den,
+                                 _status(month, metric_id, code, all_months)))
+    return rows
+
+
+def _row(month, area_type, code, metric_id, num, den, status) -> tuple:
+    unit = next(c[2] for c in CATALOG if c[0] == metric_id)
+    value = SCALE[unit] * num / den if den else None
+    return (month, area_type, code, metric_id, float(num), float(den), value,
+            _plan(metric_id, code), status)
+
+
+def _status(month: date, metric_id: str, code: str, all_months: list[date]) -> str:
+    if month == all_months[-1]:
+        return "provisional"
+    if metric_id == "reablement_at_home_91d" and month >= all_months[-3]:
+        return "provisional"          # 91-day follow-up not yet over
+    if month == MISSING_DELIVERY[2] and code in (TRAFFORD, GM_ICB) and metric_id != "reablement_at_home_91d":
+        return "provisional"
+    return "final"
+
+
+PLAN_VARIANCE_SQL = """
+create or replace view metric_plan_variance as
+with v as (
+    select v.*, c.unit, c.unit_cost,
+           case c.unit when 'per_100k' then 100000 when 'percent' then 100 else 1 end as scale,
+           case when month(period_month) >= 4 then year(period_month) else year(period_month) - 1 end as fy
+    from metric_values as v
+    join metric_catalog as c using (metric_id)
+), d as (
+    select *,
+           value - plan_value as variance,
+           case when unit_cost is not null and plan_value is not null
+                then numerator - plan_value * denominator / scale end as variance_count
+    from v
+)
+select period_month, area_type, area_code, metric_id, plan_value, variance, variance_count,
+       variance_count * unit_cost as variance_cost,
+       sum(variance_count) over w as ytd_variance_count,
+       sum(variance_count * unit_cost) over w as ytd_variance_cost
+from d
+window w as (partition by area_code, metric_id, fy order by period_month)
+"""
+
+
+def build(path: Path, *, seed: int = 42, first: date = FIRST_MONTH) -> Path:
+    """Create the report's input tables in a fresh DuckDB file at `path`."""
+    con = duckdb.connect(str(path))
+    try:
+        _create(con, seed, first)
+    finally:
+        con.close()
+    return path
+
+
+def _create(con: duckdb.DuckDBPyConnection, seed: int, first: date) -> None:
+    con.execute("create table orgs (org_code varchar, org_type varchar, org_name varchar, parent_code varchar)")
+    con.executemany("insert into orgs values (?, ?, ?, ?)", ORGS)
+    con.execute("""create table metric_catalog (metric_id varchar, title varchar, unit varchar,
+        higher_is_better boolean, numerator_label varchar, denominator_label varchar,
+        unit_cost double, definition varchar, official_id varchar, source varchar,
+        sql_file varchar, sort_order integer)""")
+    con.executemany(f"insert into metric_catalog values ({', '.join('?' * 12)})", CATALOG)
+    con.execute("""create table metric_values (period_month date, area_type varchar,
+        area_code varchar, metric_id varchar, numerator double, denominator double,
+        value double, plan_value double, status varchar)""")
+    con.executemany("insert into metric_values values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    metric_rows(seed, first))
+    con.execute(PLAN_VARIANCE_SQL)
+    _create_quality(con, first)
+
+
+def _create_quality(con: duckdb.DuckDBPyConnection, first: date) -> None:
+    con.execute("create table deliveries (period_month date, dataset varchar, org_code varchar, received boolean)")
+    expected = [("REF", "apc"), ("R0A", "apc")] + [
+        (la, ds) for la in (CORNWALL, SCILLY, TRAFFORD) for ds in ("reablement", "carehome")]
+    con.executemany("insert into deliveries values (?, ?, ?, ?)", [
+        (m, ds, org, (org, ds, m) != MISSING_DELIVERY) for m in months(first) for org, ds in expected])
+    con.execute("""create table load_log (file_name varchar, sha256 blob, dataset varchar,
+        org_code varchar, period varchar, status varchar, rows_in bigint, rows_loaded bigint,
+        rows_quarantined bigint, reason varchar)""")
+    con.executemany("insert into load_log values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+        ("apc_REF_2025-11.csv", b"\x01" * 32, "apc", "REF", "2025-11", "loaded", 1000, 985, 15, None),
+        ("apc_R0A_2025-11.csv", b"\x02" * 32, "apc", "R0A", "2025-11", "loaded", 500, 497, 3, None),
+        ("apc_R0A_2025-11.csv", b"\x02" * 32, "apc", "R0A", "2025-11", "duplicate", 0, 0, 0, None),
+        ("carehome_E06000053_2025-11.csv", b"\x03" * 32, "carehome", SCILLY, "2025-11",
+         "rejected", 4, 0, 4, "missing_columns: ADMISSION_DATE"),
+    ])
+    con.execute("create table quarantine (file_name varchar, line_number bigint, rule varchar, detail varchar)")
+    con.executemany("insert into quarantine values (?, ?, ?, ?)",
+                    [("apc_REF_2025-11.csv", i, "disdate_before_admidate", "") for i in range(1, 13)]
+                    + [("apc_REF_2025-11.csv", i, "admidate_after_period", "") for i in range(13, 16)]
+                    + [("apc_R0A_2025-11.csv", i, "duplicate_key", "") for i in range(1, 4)]
+                    + [("carehome_E06000053_2025-11.csv", i, "missing_columns", "") for i in range(1, 5)])
+    con.execute("create table data_quality (period_month date, area_code varchar, measure varchar, value bigint)")
+    con.executemany("insert into data_quality values (?, ?, ?, ?)", [
+        (m, code, measure, value) for m in months(first) for code, measure, value in (
+            ("REF", "unknown_residence_spells", 23), ("REF", "invalid_nhs_numbers", 2),
+            ("REF", "out_of_area_spells", 41), ("R0A", "unknown_residence_spells", 9),
+            ("R0A", "invalid_nhs_numbers", 0), (None, "unknown_residence_spells", 3))])
+
+
+def add_local_metric(con: duckdb.DuckDBPyConnection, metric_id: str = "falls_admissions_65plus",
+                     *, title: str = "Falls admissions, people aged 65 and over",
+                     sort_order: int = 25) -> None:
+    """A metric added later, by data only: catalog row plus values for every area and month."""
+    con.execute(f"insert into metric_catalog values ({', '.join('?' * 12)})", [
+        metric_id, title, "per_100k", False, "falls admissions",
+        "people aged 65 and over", None, "Emergency spells with an injury diagnosis and a fall cause.",
+        "PHOF C29", "SUS admitted patient care", f"sql/metrics/{metric_id}.sql", sort_order])
+    con.execute(f"""insert into metric_values
+        select period_month, area_type, area_code, '{metric_id}', numerator, denominator,
+               value, null, status
+        from metric_values where metric_id = 'emergency_admissions_65plus'""")
