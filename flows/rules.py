@@ -6,6 +6,7 @@ NHS number). Rules run in the order below, so a row is quarantined under its mos
 """
 from __future__ import annotations
 
+import re
 from datetime import date
 
 from flows.datasets import Column, Dataset
@@ -68,12 +69,21 @@ def _column_rules(dataset: Dataset, colmap: dict[str, str], org_code: str) -> li
     return rules
 
 
-def _code_rules(dataset: Dataset) -> list[tuple]:
-    return [
-        _rule(f"t.{c.name} is not null and t.{c.name} not in (select upper(trim(code)) from ref_{c.codes})",
-              "bad_code", f"'{c.name} ''' || r.{c.name} || ''' is not a valid {c.codes.replace('_', ' ')} code'")
-        for c in dataset.columns if c.codes
-    ]
+def _code_rules(dataset: Dataset, code_lists: dict[str, list[str]] | None) -> list[tuple]:
+    """Codes must be in their sql/reference list. The caller passes the lists (read from the
+    ref_ tables) so they become constant IN-lists, much faster than a subquery per row."""
+    rules = []
+    for c in dataset.columns:
+        if not c.codes:
+            continue
+        if code_lists is None:
+            allowed = f"select upper(trim(code)) from ref_{c.codes}"
+        else:
+            allowed = ", ".join(sql_text(code) for code in code_lists[c.codes])
+        what = c.codes.replace("_", " ")
+        rules.append(_rule(f"t.{c.name} is not null and t.{c.name} not in ({allowed})", "bad_code",
+                           f"'{c.name} ''' || r.{c.name} || ''' is not a valid {what} code'"))
+    return rules
 
 
 def _apc_rules(period_start: date) -> list[tuple]:
@@ -119,55 +129,78 @@ def _dataset_rules(dataset: Dataset, period_start: date | None) -> list[tuple]:
 
 
 def _person_columns(dataset: Dataset, colmap: dict[str, str]) -> tuple[list[str], list[str]]:
-    """person_id (and client_key) expressions; NHS numbers are hashed here and go no further."""
+    """Columns for the person: (read with the row, computed once the row is judged).
+
+    The NHS number is cleaned and checked once per row, and hashed only for rows that load;
+    it goes no further than this query.
+    """
     if not dataset.person_columns:
-        return ["cast(null as varchar) as person_id", "false as nhs_number_invalid"], []
+        return ([], ["cast(null as varchar) as person_id", "false as nhs_number_invalid"])
     nhs = _raw(colmap, "NEWNHSNO")
     clean = clean_nhs_number_sql(nhs)
-    valid = nhs_number_valid_sql(clean)
-    person = (f"case when {nhs} is null then {_raw(colmap, 'PSEUDO_ID')} "
-              f"when {valid} then {pseudonym_sql(clean)} end")
-    select = [f"{person} as person_id",
-              f"({nhs} is not null and not coalesce({valid}, false)) as nhs_number_invalid"]
+    read = [f"{nhs} is not null as nhs_present", f"{clean} as nhs_clean",
+            f"try_cast({clean} as bigint) as nhs_bigint", f"{_raw(colmap, 'PSEUDO_ID')} as pseudo_id_raw"]
     if "CLIENT_ID" in colmap:
-        select.append(f"{pseudonym_sql(_raw(colmap, 'LA_CODE') + ' || chr(31) || ' + _raw(colmap, 'CLIENT_ID'), pad='client')} as client_key")
-    return select, []
+        client = _raw(colmap, "LA_CODE") + " || chr(31) || " + _raw(colmap, "CLIENT_ID")
+        read.append(f"{pseudonym_sql(client, pad='client')} as client_key")
+    valid = nhs_number_valid_sql("nhs_clean", "nhs_bigint")
+    loads = "failed_rule is null and key_count = 1"
+    judged = [f"case when not nhs_present then pseudo_id_raw "
+              f"when {loads} and {valid} then {pseudonym_sql('nhs_clean')} end as person_id",
+              f"(nhs_present and not coalesce({valid}, false)) as nhs_number_invalid"]
+    if "CLIENT_ID" in colmap:
+        judged.append("client_key")
+    return read, judged
+
+
+_TYPED_REF = re.compile(r"\bt\.([A-Z0-9_]+)")
+
+
+def _typed_refs(sql: str) -> str:
+    """Rules say t.COL for a typed value and r.COL for the text as written; both live in one
+    row here (typed values as t_COL), so each input row is read and judged in a single pass."""
+    return _TYPED_REF.sub(r"t_\1", sql)
 
 
 def build_checked_sql(dataset: Dataset, colmap: dict[str, str], *, org_code: str,
-                      period_start: date | None) -> str:
+                      period_start: date | None,
+                      code_lists: dict[str, list[str]] | None = None) -> str:
     """SELECT line_number, <typed columns>, person_id, rule, detail FROM src."""
+    names = [c.name for c in dataset.columns]
     raw_cols = [f"{_raw(colmap, c.name)} as {c.name}" for c in dataset.columns]
-    typed_cols = [f"{_typed(c, 'r.' + c.name)} as {c.name}" for c in dataset.columns]
+    typed_cols = [f"{_typed(c, 'r.' + c.name)} as t_{c.name}" for c in dataset.columns]
     if dataset.name == "plan":
-        typed_cols.append("try_strptime(r.PERIOD || '-01', '%Y-%m-%d')::date as PERIOD_DATE")
-    person_cols, _ = _person_columns(dataset, colmap)
+        typed_cols.append("try_strptime(r.PERIOD || '-01', '%Y-%m-%d')::date as t_PERIOD_DATE")
+        names.append("PERIOD_DATE")
+    person_read, person_judged = _person_columns(dataset, colmap)
     rules = (_column_rules(dataset, colmap, org_code) + _dataset_rules(dataset, period_start)
-             + _code_rules(dataset))
-    case_rule = " ".join(f"when {cond} then '{name}'" for cond, name, _ in rules)
-    case_detail = " ".join(f"when {cond} then {detail}" for cond, _, detail in rules)
+             + _code_rules(dataset, code_lists))
+    # Each condition is evaluated once; the failed rule's position picks its name and detail.
+    case_rule = " ".join(f"when {cond} then {i}" for i, (cond, _, _) in enumerate(rules))
+    rule_names = "[" + ", ".join(f"'{name}'" for _, name, _ in rules) + "]"
+    case_detail = " ".join(f"when {i} then {detail}" for i, (_, _, detail) in enumerate(rules))
     key = ", ".join(f"t.{k}" for k in dataset.key)
     dup_detail = " || ', ' || ".join(f"'{k} ' || coalesce(t.{k}::varchar, '')" for k in dataset.key)
-    return f"""
+    typed_out = ", ".join(f"t_{n} as {n}" for n in names)
+    return _typed_refs(f"""
         with r as (
-            select src.line_number, {', '.join(raw_cols + person_cols)} from src
-        ),
-        t as (
-            select r.line_number, {', '.join(typed_cols)} from r
+            select src.line_number, {', '.join(raw_cols + person_read)} from src
         ),
         judged as (
-            select t.*, r.* exclude (line_number, {', '.join(c.name for c in dataset.columns)}),
-                   case {case_rule} end as first_rule,
-                   case {case_detail} end as first_detail,
+            select r.*, {', '.join(typed_cols)} from r
+        ),
+        failed as (
+            select r.*, case {case_rule} end as failed_rule,
                    count(*) over (partition by {key}) as key_count
-            from t join r using (line_number)
+            from judged as r
         )
-        select judged.* exclude (first_rule, first_detail, key_count),
-               case when first_rule is not null then first_rule
+        select r.line_number, {typed_out}, {', '.join(person_judged)},
+               case when failed_rule is not null then {rule_names}[failed_rule + 1]
                     when key_count > 1 then 'duplicate_key' end as rule,
-               case when first_rule is not null then coalesce(first_detail, first_rule)
-                    when key_count > 1 then 'the key (' || {dup_detail.replace('t.', 'judged.')} ||
+               case when failed_rule is not null then coalesce(case failed_rule {case_detail} end,
+                                                               {rule_names}[failed_rule + 1])
+                    when key_count > 1 then 'the key (' || {dup_detail} ||
                          ') appears ' || key_count || ' times in the file; none of them is loaded'
                end as detail
-        from judged
-    """
+        from failed as r
+    """)
