@@ -366,7 +366,7 @@ def _load_rows(con, file_id: int, item: LandingFile, rows_in: int,
     period_start = item.name.period_start
     con.execute("drop table if exists checked")
     sql = build_checked_sql(dataset, _column_map(con), org_code=item.name.org_code,
-                            period_start=period_start)
+                            period_start=period_start, code_lists=_code_lists(con, dataset))
     params = {k: v for k, v in identifiers.key_parameters(pseudo_key).items() if f"${k}" in sql}
     con.execute("create temp table checked as " + sql, params)
     _insert_raw(con, dataset, file_id, period_start)
@@ -382,6 +382,13 @@ def _load_rows(con, file_id: int, item: LandingFile, rows_in: int,
     result = LoadResult(item.file_name, "loaded", rows_in, loaded, quarantined,
                         dataset=dataset.name, period=item.name.period)
     return _record(con, file_id, item, result, invalid=invalid, no_person=no_person)
+
+
+def _code_lists(con, dataset: Dataset) -> dict[str, list[str]]:
+    """The valid codes of each coded column, read from the sql/reference code-list tables."""
+    return {c.codes: [r[0] for r in con.execute(
+                f"select distinct upper(trim(code)) from ref_{c.codes} order by 1").fetchall()]
+            for c in dataset.columns if c.codes}
 
 
 def _column_map(con) -> dict[str, str]:
