@@ -33,10 +33,15 @@ from flows.charts import ChartRenderer, ChartSpec
 log = logging.getLogger("joinedup.report")
 
 WINDOW_MONTHS = 24            # months shown in each trend chart and table
+# Starting chart worker processes costs about a second; below this many charts one process wins.
+POOL_MIN_CHARTS = 200
 ENGLAND_CODE = "E92000001"
 AMBER_TOLERANCE = 0.05        # amber: worse than plan by at most 5% of the plan value
-UNIT_SCALE = {"per_100k": 100_000, "percent": 100, "days": 1, "count": 1, "mean": 1}
-UNIT_LABEL = {"per_100k": "per 100,000", "percent": "%", "days": "days", "count": "", "mean": "per day"}
+# value = scale × numerator / denominator; a count's value is its numerator (scale None).
+# A unit not listed here is treated as a plain ratio (scale 1) and labelled with its name.
+UNIT_SCALE = {"per_100k": 100_000, "percent": 100, "days": 1, "mean": 1, "count": None}
+UNIT_LABEL = {"per_100k": "per 100,000", "percent": "%", "days": "days", "mean": "average",
+              "count": "number"}
 ORG_AREA_TYPE = {"HWB": "hwb", "ICB": "icb", "PROVIDER": "provider"}
 AREA_TYPE_ORDER = {"england": 0, "icb": 1, "hwb": 2, "provider": 3}
 MEASURE_LABEL = {
@@ -83,12 +88,12 @@ class Metric:
     sort_order: int
 
     @property
-    def scale(self) -> int:
-        return UNIT_SCALE[self.unit]
+    def scale(self) -> int | None:
+        return UNIT_SCALE.get(self.unit, 1)
 
     @property
     def unit_label(self) -> str:
-        return UNIT_LABEL[self.unit]
+        return UNIT_LABEL.get(self.unit, self.unit)
 
     @property
     def anchor(self) -> str:
@@ -324,17 +329,20 @@ def format_count(c: sdc.Count | None) -> str:
     return thousands(c.n, 0 if c.n is None or float(c.n).is_integer() else 1)
 
 
-def format_value(v: sdc.Cell | float | None, unit: str, with_rate_unit: bool = False) -> str:
-    """A metric value in its unit: '1,234.5' (or '1,234.5 per 100,000'), '42.1%', '5.2 days';
-    '*' suppressed; '–' no figure."""
+def format_value(v: sdc.Cell | float | None, unit: str, with_rate_unit: bool = False,
+                 bare: bool = False) -> str:
+    """A metric value in its unit: '1,234.5' (or '1,234.5 per 100,000'), '42.1%', '5.2 days'
+    ('5.2' when `bare`, under a column header that names the unit); '*' suppressed; '–' none."""
     if isinstance(v, sdc.Cell):
         if v.suppressed:
             return sdc.SUPPRESSED
         v = v.value
     if v is None:
         return "–"
-    rate = f"{v:,.1f} {UNIT_LABEL[unit]}" if with_rate_unit else f"{v:,.1f}"
-    return {"percent": f"{v:.1f}%", "days": f"{v:,.1f} days"}.get(unit, rate)
+    if unit == "count":
+        return f"{v:,.0f}"
+    rate = f"{v:,.1f} per 100,000" if with_rate_unit and unit == "per_100k" else f"{v:,.1f}"
+    return {"percent": f"{v:.1f}%", "days": f"{v:,.1f}{'' if bare else ' days'}"}.get(unit, rate)
 
 
 def format_change(ch: Change, digits: int = 1) -> str:
@@ -347,20 +355,23 @@ def format_change(ch: Change, digits: int = 1) -> str:
     return f"{'up' if amount > 0 else 'down'} {size}"
 
 
-def format_against(a: Against) -> str:
-    """'120 admissions above plan', '2.1 percentage points below plan', 'on plan', 'no plan'."""
+def format_against(a: Against, short: bool = False) -> str:
+    """'120 admissions above plan', '2.1 percentage points below plan', 'on plan', 'no plan';
+    `short` leaves out the count's label ('120 above plan') where a column header gives it."""
     if not a.planned:
         return "no plan"
     if a.suppressed:
         return sdc.SUPPRESSED
-    if a.count is not None:
-        if a.count.n is not None:
-            return _above_below(a.count.n, f"{abs(a.count.n):,.0f} {a.numerator_label}")
+    if a.count is not None and a.count.n is not None:
+        label = "" if short else f" {a.numerator_label}"
+        return _above_below(a.count.n, f"{abs(a.count.n):,.0f}{label}")
     if a.variance is None:
         return "–"
-    size = {"percent": f"{abs(a.variance):.1f} percentage points",
-            "days": f"{abs(a.variance):,.1f} days"}.get(a.unit, f"{abs(a.variance):,.1f} per 100,000")
-    return _above_below(round(a.variance, 1), size)
+    size = abs(a.variance)
+    words = {"percent": f"{size:.1f} percentage points", "days": f"{size:,.1f} days",
+             "per_100k": f"{size:,.1f} per 100,000",
+             "count": f"{size:,.0f} {a.numerator_label}"}.get(a.unit, f"{size:,.1f}")
+    return _above_below(round(a.variance, 1), words)
 
 
 def _above_below(n: float, size: str) -> str:
@@ -392,20 +403,25 @@ FILTERS = {
 
 
 def reading(metric: Metric, month: date, fig: Figure, year_ago: Figure) -> str:
-    """One plain-English line generated from the published numbers."""
-    cell = fig.cell
+    """One plain-English line generated from the published numbers, e.g. '1,234.5 per 100,000
+    in November 2025: up 4% on November 2024, 120 admissions above plan.'"""
+    text = _reading(metric, month, fig, year_ago)
+    return sentence(text) + (" (provisional)." if fig.status == "provisional" else ".")
+
+
+def _reading(metric: Metric, month: date, fig: Figure, year_ago: Figure) -> str:
+    cell, when = fig.cell, month_name(month)
     if cell.suppressed:
-        small = (metric.numerator_label if cell.numerator.suppressed
-                 else metric.denominator_label)
-        return (f"Not published for {month_name(month)}: based on fewer than "
-                f"{sdc.SUPPRESSION_THRESHOLD + 1} {small}.")
+        small = metric.numerator_label if cell.numerator.suppressed else metric.denominator_label
+        return f"not published for {when}: based on fewer than {sdc.SUPPRESSION_THRESHOLD + 1} {small}"
+    if fig.status is None:
+        return f"no figure for {when}"
     if cell.value is None:
-        return f"No figure for {month_name(month)}: there were no {metric.denominator_label}."
+        return f"no figure for {when}: there were no {metric.denominator_label}"
+    last_year = month_name(add_months(month, -12))
     year = format_change(change(cell, year_ago.cell, metric.unit), digits=0)
-    year = (f"{year} on {month_name(add_months(month, -12))}" if year != "not available"
-            else f"no figure for {month_name(add_months(month, -12))} to compare")
-    text = f"{format_value(cell, metric.unit, True)} in {month_name(month)}: {year}, {format_against(fig.against)}"
-    return text[0].upper() + text[1:] + (" (provisional)." if fig.status == "provisional" else ".")
+    year = f"{year} on {last_year}" if year != "not available" else f"no figure for {last_year} to compare"
+    return f"{format_value(cell, metric.unit, True)} in {when}: {year}, {format_against(fig.against)}"
 
 
 # --- reading the tables ---------------------------------------------------------------------------
@@ -495,11 +511,12 @@ def _load_areas(con) -> dict[str, Area]:
 def hwb_page_context(data: ReportData, month: date, hwb: Area) -> dict:
     """Everything the page of one health and wellbeing board for one month shows."""
     icb = data.areas.get(hwb.parent) if hwb.parent else None
+    metrics = metrics_for(data, month, [hwb])
     return {
-        **_page_basics(data, month, hwb, kind="hwb"),
+        **_page_basics(data, month, hwb, metrics, kind="hwb"),
         "icb": icb if icb and icb.code in data.present.get(month, ()) else None,
-        "summary": summary_rows(data, month, hwb),
-        "sections": [metric_section(data, month, hwb, m) for m in data.metrics],
+        "summary": summary_rows(data, month, hwb, metrics),
+        "sections": [metric_section(data, month, hwb, m) for m in metrics],
         "data_quality": data_quality(data, month, [hwb] + _providers(data, hwb.parent)),
     }
 
@@ -507,14 +524,16 @@ def hwb_page_context(data: ReportData, month: date, hwb: Area) -> dict:
 def icb_page_context(data: ReportData, month: date, icb: Area) -> dict:
     """The ICB's own figures, and its HWBs side by side."""
     hwbs = icb_hwbs(data, month, icb)
+    metrics = metrics_for(data, month, [icb])
+    by_hwb = metrics_for(data, month, hwbs)     # provider-level metrics have no HWB figures
     return {
-        **_page_basics(data, month, icb, kind="icb"),
+        **_page_basics(data, month, icb, metrics, kind="icb"),
         "hwbs": hwbs,
-        "summary": summary_rows(data, month, icb),
-        "side_by_side": side_by_side(data, month, icb, hwbs),
+        "summary": summary_rows(data, month, icb, metrics),
+        "side_by_side": side_by_side(data, month, icb, hwbs, [m for m in metrics if m in by_hwb]),
         "sections": [dict(metric_section(data, month, icb, m),
-                          hwb_trend=hwb_trend(data, month, m, hwbs))
-                     for m in data.metrics],
+                          hwb_trend=hwb_trend(data, month, m, hwbs) if m in by_hwb else None)
+                     for m in metrics],
         "data_quality": data_quality(data, month, hwbs + _providers(data, icb.code)),
     }
 
@@ -547,25 +566,34 @@ def _index_month(data: ReportData, month: date, reports_dir: Path) -> dict:
     }
 
 
-def _page_basics(data: ReportData, month: date, area: Area, *, kind: str) -> dict:
+def metrics_for(data: ReportData, month: date, areas: list[Area]) -> list[Metric]:
+    """The catalogue's metrics (in its order) that have figures for any of `areas` in the
+    window: an HWB page leaves out provider-level measures, which have no HWB rows."""
+    months = window(month)
+    return [metric for metric in data.metrics
+            if any((a.code, m, metric.metric_id) in data.sources for a in areas for m in months)]
+
+
+def _page_basics(data: ReportData, month: date, area: Area, metrics: list[Metric], *,
+                 kind: str) -> dict:
     return {
         "page": {"kind": kind, "title": f"{area.name}: {month_name(month)}", "root": "../",
                  "month": month, "window_start": window(month)[0],
                  "export_csv": "figures.csv", "export_json": "figures.json"},
         "area": area,
-        "metrics": data.metrics,
-        "provisional": [m for m in data.metrics if data.figure(area, month, m).status == "provisional"],
-        "methodology": data.metrics,
-        "cost_units": sorted({m.numerator_label for m in data.metrics if m.unit_cost is not None}),
+        "metrics": metrics,
+        "provisional": [m for m in metrics if data.figure(area, month, m).status == "provisional"],
+        "methodology": metrics,
+        "cost_units": sorted({m.numerator_label for m in metrics if m.unit_cost is not None}),
         "rag_rule": RAG_RULE,
         "sdc_rule": SDC_RULE,
     }
 
 
-def summary_rows(data: ReportData, month: date, area: Area) -> list[dict]:
+def summary_rows(data: ReportData, month: date, area: Area, metrics: list[Metric]) -> list[dict]:
     """The month's headline per metric: value, changes, plan, status and cost."""
     rows = []
-    for metric in data.metrics:
+    for metric in metrics:
         fig = data.figure(area, month, metric)
         rows.append({
             "metric": metric, "figure": fig,
@@ -598,10 +626,11 @@ def hwb_trend(data: ReportData, month: date, metric: Metric, hwbs: list[Area]) -
     }
 
 
-def side_by_side(data: ReportData, month: date, icb: Area, hwbs: list[Area]) -> list[dict]:
+def side_by_side(data: ReportData, month: date, icb: Area, hwbs: list[Area],
+                 metrics: list[Metric]) -> list[dict]:
     england = data.areas[ENGLAND_CODE]
     return [{"metric": m, "figures": [data.figure(a, month, m) for a in [icb, *hwbs]],
-             "england": data.figure(england, month, m).cell} for m in data.metrics]
+             "england": data.figure(england, month, m).cell} for m in metrics]
 
 
 def chart_spec(data: ReportData, month: date, area: Area, metric: Metric) -> ChartSpec:
@@ -691,7 +720,8 @@ def export_rows(data: ReportData, month: date) -> list[dict]:
     types = data.present.get(month, {})
     codes = sorted(types, key=lambda c: (AREA_TYPE_ORDER.get(types[c], 9), c))
     return [_export_row(data, month, _org(data, code), types[code], metric)
-            for code in codes for metric in data.metrics]
+            for code in codes for metric in data.metrics
+            if (code, month, metric.metric_id) in data.sources]
 
 
 def _export_row(data: ReportData, month: date, area: Area, area_type: str, metric: Metric) -> dict:
@@ -764,7 +794,7 @@ def _chart_specs(context: dict) -> list[ChartSpec]:
     specs = []
     for section in context["sections"]:
         specs.append(section["chart"])
-        specs += section.get("hwb_trend", {}).get("charts", [])
+        specs += (section.get("hwb_trend") or {}).get("charts", [])
     return specs
 
 
@@ -796,23 +826,32 @@ def render_month(env: Environment, charts: ChartRenderer, data: ReportData, mont
             "pages": len(out.pages), "chart_count": len(svgs)}
 
 
+def _months_to_render(con: duckdb.DuckDBPyConnection, months: list[date] | None) -> list[date]:
+    available = {r["m"] for r in _rows(con, "select distinct period_month as m from metric_values")}
+    wanted = set(available if months is None else months)
+    if wanted - available:
+        log.warning("no metric values for %s; nothing rendered for them",
+                    ", ".join(month_code(m) for m in sorted(wanted - available)))
+    return sorted(wanted & available)
+
+
+def _chart_workers(data: ReportData, months: list[date], workers: int) -> int:
+    """The pool only pays for its start-up when there are enough charts."""
+    pages = sum(t in ("hwb", "icb") for m in months for t in data.present.get(m, {}).values())
+    return workers if pages * len(data.metrics) >= POOL_MIN_CHARTS else 1
+
+
 def render_reports(con: duckdb.DuckDBPyConnection, reports_dir: Path,
                    months: list[date] | None = None, *, workers: int = 2) -> Path:
     """Render every page and export of `months` (default: every month in metric_values) and the
     index; returns the path of reports/index.html."""
     reports_dir = Path(reports_dir)
-    all_months = [r["m"] for r in _rows(con, "select distinct period_month as m from metric_values")]
-    months = sorted(set(months)) if months is not None else all_months
-    missing = [m for m in months if m not in all_months]
-    if missing:
-        log.warning("no metric values for %s; nothing rendered for them",
-                    ", ".join(month_code(m) for m in missing))
-    months = [m for m in months if m in all_months]
-    data = load_report_data(con, add_months(min(months), 1 - WINDOW_MONTHS) if months else date.today(),
-                            max(months) if months else date.today())
+    months = _months_to_render(con, months)
+    first = add_months(months[0], 1 - WINDOW_MONTHS) if months else date.today()
+    data = load_report_data(con, first, months[-1] if months else first)
     env = make_environment()
     totals: dict[str, float] = defaultdict(float)
-    with ChartRenderer(workers) as charts:
+    with ChartRenderer(_chart_workers(data, months, workers)) as charts:
         for month in months:
             for key, seconds in render_month(env, charts, data, month, reports_dir).items():
                 totals[key] += seconds

@@ -44,12 +44,13 @@ class Count:
 
 @dataclass(frozen=True)
 class Cell:
-    """A published ratio with the counts it was computed from (value = scale × num / den)."""
+    """A published value with the counts it was computed from: scale × num / den, or for a
+    count metric (scale None) the numerator itself."""
 
     numerator: Count
     denominator: Count
     value: float | None
-    scale: float
+    scale: float | None
     suppressed: bool = False
     national: bool = False
 
@@ -97,10 +98,10 @@ def publish_difference(d: float | None, *, suppressed: bool, national: bool = Fa
     return Count(round_to_multiple(d), signed=True)
 
 
-def publish_cell(numerator: float | None, denominator: float | None, *, scale: float,
+def publish_cell(numerator: float | None, denominator: float | None, *, scale: float | None,
                  national: bool = False, value: float | None = None) -> Cell:
-    """A rate, percentage or mean. Below England it is recomputed from the rounded counts;
-    at England level `value` (the unsuppressed source value) is kept when given."""
+    """A rate, percentage, mean or (scale None) count. Below England it is recomputed from the
+    rounded counts; at England level `value` (the unsuppressed source value) is kept when given."""
     num = publish_count(numerator, national=national)
     den = publish_count(denominator, national=national)
     if num.suppressed or den.suppressed:
@@ -110,8 +111,11 @@ def publish_cell(numerator: float | None, denominator: float | None, *, scale: f
     return Cell(num, den, ratio(num, den, scale), scale, national=national)
 
 
-def ratio(num: Count, den: Count, scale: float) -> float | None:
-    """scale × num / den from published counts; None when there is no denominator."""
+def ratio(num: Count, den: Count, scale: float | None) -> float | None:
+    """scale × num / den from published counts (None without a denominator); a count metric
+    (scale None) is its numerator."""
+    if scale is None:
+        return num.n
     if num.n is None or not den.n:
         return None
     return scale * num.n / den.n

@@ -42,3 +42,13 @@ def rendered(report_db_path, tmp_path_factory) -> Path:
     finally:
         con.close()
     return reports
+
+
+def pytest_collection_modifyitems(config, items):
+    """The report benchmark takes a minute: run it only when asked for (`-m benchmark`)."""
+    if "benchmark" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="benchmark: run with -m benchmark")
+    for item in items:
+        if item.get_closest_marker("benchmark") and str(item.path).startswith(str(Path(__file__).parent)):
+            item.add_marker(skip)

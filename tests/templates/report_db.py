@@ -231,3 +231,16 @@ def add_local_metric(con: duckdb.DuckDBPyConnection, metric_id: str = "falls_adm
         select period_month, area_type, area_code, '{metric_id}', numerator, denominator,
                value, null, status
         from metric_values where metric_id = 'emergency_admissions_65plus'""")
+
+
+def add_provider_count_metric(con: duckdb.DuckDBPyConnection, metric_id: str = "ae_attendances") -> None:
+    """A provider-level count (no denominator): rows for ICBs and England only, none for HWBs."""
+    con.execute(f"insert into metric_catalog values ({', '.join('?' * 12)})", [
+        metric_id, "A&E attendances", "count", False, "A&E attendances", "none (a count)", None,
+        "Attendances at A&E departments of every type.", "MSitAE", "NHS England A&E CSV",
+        f"sql/metrics/{metric_id}.sql", 50])
+    con.execute(f"""insert into metric_values
+        select period_month, area_type, area_code, '{metric_id}', numerator * 9 + 3, null,
+               numerator * 9 + 3, null, status
+        from metric_values
+        where metric_id = 'emergency_admissions_65plus' and area_type in ('icb', 'england')""")

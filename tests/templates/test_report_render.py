@@ -14,7 +14,8 @@ import pytest
 from flows import report, sdc
 from flows.report import Against, Change, render_reports
 from page_outline import assert_matches_golden
-from report_db import CORNWALL, CORNWALL_ICB, GM_ICB, SCILLY, TRAFFORD, add_local_metric
+from report_db import (CORNWALL, CORNWALL_ICB, GM_ICB, SCILLY, TRAFFORD, add_local_metric,
+                       add_provider_count_metric)
 
 MONTH_DIRS = ("2025-10", "2025-11")
 PAGES = (CORNWALL, SCILLY, TRAFFORD, CORNWALL_ICB, GM_ICB)
@@ -139,7 +140,8 @@ def test_change_wording(ch, text):
 
 
 def test_costs_appear_only_where_a_unit_cost_applies(rendered):
-    rows = list(csv.DictReader((rendered / "2025-11" / "figures.csv").open(encoding="utf-8")))
+    text = (rendered / "2025-11" / "figures.csv").read_text(encoding="utf-8")
+    rows = list(csv.DictReader(text.splitlines()))
     cornwall = {r["metric_id"]: r for r in rows if r["area_code"] == CORNWALL}
     admissions = cornwall["emergency_admissions_65plus"]
     assert float(admissions["variance_cost"]) == float(admissions["variance_count"]) * 1613
@@ -179,7 +181,21 @@ def test_a_metric_added_to_the_catalogue_appears_everywhere(report_con, tmp_path
         'id="metric-falls_admissions_65plus"') < page.index('id="metric-discharge_delay_days"')
 
 
-def test_parallel_rendering_gives_the_same_pages(report_con, tmp_path, rendered):
+def test_a_provider_level_count_shows_where_it_has_figures(report_con, tmp_path):
+    add_provider_count_metric(report_con)
+    index = render_reports(report_con, tmp_path / "r", [date(2025, 11, 1)], workers=1)
+    folder = index.parent / "2025-11"
+    assert 'id="metric-ae_attendances"' in (folder / f"{CORNWALL_ICB}.html").read_text(encoding="utf-8")
+    assert "ae_attendances" not in (folder / f"{CORNWALL}.html").read_text(encoding="utf-8")
+    rows = [r for r in csv.DictReader((folder / "figures.csv").read_text(encoding="utf-8").splitlines())
+            if r["metric_id"] == "ae_attendances"]
+    assert {r["area_type"] for r in rows} == {"icb", "england"}
+    icb = next(r for r in rows if r["area_code"] == CORNWALL_ICB)
+    assert icb["value"] == icb["numerator"] and float(icb["numerator"]) % 5 == 0
+
+
+def test_parallel_rendering_gives_the_same_pages(report_con, tmp_path, rendered, monkeypatch):
+    monkeypatch.setattr(report, "POOL_MIN_CHARTS", 0)          # use the process pool even here
     render_reports(report_con, tmp_path / "r", [date(2025, 11, 1)], workers=2)
     for code in PAGES:
         assert (tmp_path / "r" / "2025-11" / f"{code}.html").read_text(encoding="utf-8") == \

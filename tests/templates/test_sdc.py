@@ -109,7 +109,7 @@ def test_small_area_is_suppressed_everywhere_it_is_published(rendered):
     scilly = rows[(SCILLY, "emergency_admissions_65plus")]
     assert (scilly["numerator"], scilly["value"], scilly["variance_count"]) == ("*", "*", "*")
     page = (rendered / "2025-11" / f"{SCILLY}.html").read_text(encoding="utf-8")
-    assert "Not published for November 2025: based on fewer than 8 admissions." in page
+    assert "Not published for November 2025: based on fewer than 8 admissions (provisional)." in page
     figures = json.loads((rendered / "2025-11" / "figures.json").read_text(encoding="utf-8"))["figures"]
     assert {"area_code": SCILLY, "metric_id": "emergency_admissions_65plus", "numerator": "*"}.items() \
         <= next(f for f in figures if f["area_code"] == SCILLY).items()
