@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not benchmark"
 
 bench: $(STAMP)
-	$(BIN)/python -m pytest -m benchmark -s tests/benchmarks
+	$(BIN)/python -m pytest -m benchmark -s -p no:xdist
 
 clean:
 	rm -rf $(VENV) data reports .pytest_cache
