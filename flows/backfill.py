@@ -10,7 +10,9 @@ from flows import pipeline
 from flows.monthly import dry_run_plan, publish_artifacts, run_job
 from flows.settings import load_settings
 
-# The Prefect UI renders these as a form and rejects a bad month before a run starts.
+# The Prefect UI renders these as a form and rejects a bad month before a run starts (the
+# pattern is in the deployment's parameter schema; enforce_parameter_schema in prefect.yaml).
+# Prefect takes each field's help text from the flow's docstring (Args:), not from Field().
 Month = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2025-04"],
                              description="A month, YYYY-MM")]
 
@@ -19,7 +21,17 @@ Month = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2025
 def backfill_flow(from_month: Month, to_month: Month, dry_run: bool = False, force: bool = False,
                   landing: str | None = None, db: str | None = None,
                   reports: str | None = None) -> dict:
-    """Load once, rebuild the stale months of a range in order, and render their reports."""
+    """Load once, rebuild the stale months of a range in order, and render their reports.
+
+    Args:
+        from_month: First month of the range, YYYY-MM (e.g. 2025-04).
+        to_month: Last month of the range, YYYY-MM (e.g. 2025-09); the same as from_month for one.
+        dry_run: Only print what would be rebuilt and why; change nothing.
+        force: Rebuild every month in the range, stale or not.
+        landing: Landing folder; empty means JOINEDUP_LANDING on the worker.
+        db: DuckDB file; empty means JOINEDUP_DB on the worker.
+        reports: Reports folder; empty means JOINEDUP_REPORTS on the worker.
+    """
     settings = load_settings(landing=landing, db=db, reports=reports)
     months = pipeline.month_range(pipeline.parse_month(from_month), pipeline.parse_month(to_month))
     parameters = {"from_month": from_month, "to_month": to_month, "dry_run": dry_run, "force": force}
