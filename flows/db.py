@@ -5,7 +5,6 @@ from pathlib import Path
 
 import duckdb
 
-from flows import SQL_DIR
 
 SCHEMA = """
 create sequence if not exists file_ids start 1;
@@ -115,7 +114,9 @@ def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConn
 
 def load_reference_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Load sql/reference/ref_*.csv as tables of the same name (code lists live only there)."""
-    for path in sorted((SQL_DIR / "reference").glob("ref_*.csv")):
+    import flows
+
+    for path in sorted((Path(flows.SQL_DIR) / "reference").glob("ref_*.csv")):
         con.execute(
             f'create or replace table "{path.stem}" as '
             "select * from read_csv(?, header = true, all_varchar = true)",

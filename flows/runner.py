@@ -83,6 +83,8 @@ class Model:
 class Project:
     models: dict[str, Model]
     audits: list[Model]
+    sql_dir: Path = SQL_DIR
+    _fingerprints: dict[str, str] = field(default_factory=dict, repr=False)
 
     def upstream(self, name: str) -> list[Model]:
         """The model and every model it reads, dependencies first."""
@@ -102,6 +104,11 @@ class Project:
 
     def fingerprint(self, name: str) -> str:
         """Changes when the model's SQL, any upstream model's SQL, or a code list it reads does."""
+        if name not in self._fingerprints:
+            self._fingerprints[name] = self._compute_fingerprint(name)
+        return self._fingerprints[name]
+
+    def _compute_fingerprint(self, name: str) -> str:
         digest = hashlib.sha256()
         for model in self.upstream(name):
             digest.update(model.sql.encode())
@@ -109,7 +116,7 @@ class Project:
                 if key in model.header:
                     digest.update(f"{key}: {model.header[key]}".encode())
             for dep in model.depends_on:
-                ref = SQL_DIR / "reference" / f"{dep}.csv"
+                ref = self.sql_dir / "reference" / f"{dep}.csv"
                 if ref.exists():
                     digest.update(ref.read_bytes())
         return letters(digest.digest())
@@ -167,7 +174,11 @@ def read_model(path: Path) -> Model:
                  body, header, declared)
 
 
-def load_project(sql_dir: Path = SQL_DIR) -> Project:
+def load_project(sql_dir: Path | None = None) -> Project:
+    """Read every model under sql_dir (default: the project's sql/, looked up at call time)."""
+    import flows
+
+    sql_dir = Path(sql_dir or flows.SQL_DIR)
     models, audits = {}, []
     for path in sorted(sql_dir.rglob("*.sql")):
         model = read_model(path)
@@ -177,7 +188,7 @@ def load_project(sql_dir: Path = SQL_DIR) -> Project:
             if model.name in models:
                 raise JoinedUpError(f"model {model.name} is defined twice ({path})")
             models[model.name] = model
-    return Project(models, audits)
+    return Project(models, audits, sql_dir)
 
 
 def check_dependencies(project: Project) -> list[str]:
@@ -218,13 +229,33 @@ def loaded_months(con: duckdb.DuckDBPyConnection) -> list[date]:
     return [r[0] for r in rows]
 
 
+class InputIndex:
+    """Which loaded files can change which month, read once per plan (not once per cell)."""
+
+    def __init__(self, con):
+        rows = con.execute("""
+            select m.month, f.file_id, f.file_name, f.sha256, f.dataset
+            from files f join file_months m using (file_id)
+            where f.status = 'loaded' order by f.file_id""").fetchall()
+        self.every_month = [r[1:] for r in rows if r[0] is None]
+        self.by_month: dict[date, list[tuple]] = {}
+        for month, *rest in rows:
+            if month is not None:
+                self.by_month.setdefault(month, []).append(tuple(rest))
+        self._memo: dict[tuple, list[tuple]] = {}
+
+    def files(self, month: date, datasets: set[str]) -> list[tuple[int, str, bytes]]:
+        key = (month, frozenset(datasets))
+        if key not in self._memo:
+            found = {r[0]: r[:3] for r in self.every_month + self.by_month.get(month, [])
+                     if r[3] in datasets}
+            self._memo[key] = [found[i] for i in sorted(found)]
+        return self._memo[key]
+
+
 def _input_files(con, month: date, datasets: set[str]) -> list[tuple[int, str, bytes]]:
     """Loaded files whose rows can change this month's figures for these datasets."""
-    return con.execute("""
-        select distinct f.file_id, f.file_name, f.sha256 from files f join file_months m using (file_id)
-        where f.status = 'loaded' and f.dataset in (select unnest(?::varchar[]))
-          and (m.month = ? or m.month is null)
-        order by f.file_id""", [sorted(datasets), month]).fetchall()
+    return InputIndex(con).files(month, datasets)
 
 
 def _fingerprint(files: list[tuple[int, str, bytes]]) -> str:
@@ -233,11 +264,15 @@ def _fingerprint(files: list[tuple[int, str, bytes]]) -> str:
 
 def plan_months(con: duckdb.DuckDBPyConnection, project: Project, months: list[date]) -> list[MonthPlan]:
     """For each month, which metric models are stale and why (changes nothing)."""
+    index = InputIndex(con)
+    builds = {(r[0], r[1]): r[2:] for r in con.execute(
+        "select period_month, model, sql_fingerprint, input_fingerprint, input_files "
+        "from model_builds").fetchall()}
     plans = []
     for month in months:
         plan = MonthPlan(month)
         for model in project.metrics:
-            reason = _stale_reason(con, project, model, month)
+            reason = _stale_reason(con, project, model, month, builds.get((month, model.name)), index)
             if reason:
                 plan.models[model.name] = reason
         plans.append(plan)
@@ -249,15 +284,14 @@ def _metric_datasets(project: Project, model: Model) -> set[str]:
     return project.datasets_of(model.name) | {"plan", "orgs"}
 
 
-def _stale_reason(con, project: Project, model: Model, month: date) -> str | None:
-    built = con.execute("select sql_fingerprint, input_fingerprint, input_files from model_builds "
-                        "where period_month = ? and model = ?", [month, model.name]).fetchone()
+def _stale_reason(con, project: Project, model: Model, month: date, built: tuple | None,
+                  index: InputIndex) -> str | None:
     if built is None:
         return "not built yet"
     if built[0] != project.fingerprint(model.name):
         return "model SQL changed (" + ", ".join(
             m.path.name for m in project.upstream(model.name)) + ")"
-    files = _input_files(con, month, _metric_datasets(project, model))
+    files = index.files(month, _metric_datasets(project, model))
     if built[1] != _fingerprint(files):
         return _input_change(con, built[2] or [], [f[0] for f in files])
     return None
@@ -315,7 +349,7 @@ def write_catalog(con, project: Project) -> None:
             h.get("higher_is_better", "false").lower() == "true", h.get("numerator_label"),
             h.get("denominator_label"), float(h["unit_cost"]) if h.get("unit_cost") else None,
             h.get("definition") or h.get("description"), h.get("official_id"), h.get("source"),
-            str(model.path.relative_to(SQL_DIR.parent)), order, int(h.get("follow_up_days", 0)),
+            str(model.path.relative_to(project.sql_dir.parent)), order, int(h.get("follow_up_days", 0)),
             sorted(project.datasets_of(model.name)), h.get("rollup", "hwb")])
 
 

@@ -6,12 +6,8 @@ build with audits, render) runs on a tiny hand-made landing folder. The metric m
 be in metric_values for every HWB, the ICB and England in every month, be in metric_catalog (so in
 the reports' methodology appendix), pass the audits and get a section on every page.
 
-The runner reads its models from flows.SQL_DIR only: load_project()'s default directory is bound
-when flows.runner is imported, pipeline.plan_step / build_step call load_project() with no
-directory, Project.fingerprint and write_catalog use flows.runner.SQL_DIR, and
-flows.db.load_reference_tables uses flows.db.SQL_DIR. So the test points all of these at the copy
-with monkeypatch (no file under flows/ changes). The last test (xfail) is what should work
-without patching.
+The runner, the code-list tables and the catalogue all read the project's sql/ from
+flows.SQL_DIR at call time, so the test points that one name at the copy.
 """
 from __future__ import annotations
 
@@ -24,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+import flows
 from flows import SQL_DIR, db, monthly, runner
 from flows.db import connect
 from flows.settings import Settings
@@ -112,9 +109,7 @@ def local_run(tmp_path_factory):
     settings = Settings(landing=landing, db=tmp / "t.duckdb", reports=tmp / "reports",
                         pseudo_key=None, lock_wait=0.0, report_workers=1)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(runner, "SQL_DIR", sql_dir)          # fingerprints' code lists, catalogue paths
-        mp.setattr(db, "SQL_DIR", sql_dir)              # reference tables
-        mp.setattr(runner, "load_project", functools.partial(runner.load_project, sql_dir))
+        mp.setattr(flows, "SQL_DIR", sql_dir)  # the one place the project's sql/ is named
         record = monthly.run_job(flow_name="backfill", settings=settings, call=monthly.call_plain,
                                  months=[date.fromisoformat(m + "-01") for m in MONTHS],
                                  parameters={"from_month": MONTHS[0], "to_month": MONTHS[-1]},
@@ -222,21 +217,12 @@ def test_the_reports_have_a_section_and_a_methodology_entry_for_it(local_run):
 def test_a_later_run_with_nothing_new_does_no_work_for_it(local_run, monkeypatch):
     con, _record, settings, project = local_run
     sql_dir = project.models[METRIC].path.parent.parent
-    monkeypatch.setattr(runner, "SQL_DIR", sql_dir)
+    monkeypatch.setattr(flows, "SQL_DIR", sql_dir)
     assert [p for p in runner.plan_months(con, project, runner.loaded_months(con)) if p.stale] == []
-    # the repository's own project (the copy without the new file) finds nothing stale either
-    plans = runner.plan_months(con, runner.load_project(), runner.loaded_months(con))
-    assert [p for p in plans if p.stale] == []
+    assert [p for p in runner.plan_months(con, runner.load_project(), runner.loaded_months(con))
+            if p.stale] == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "runner issue: write_catalog records sql_file as model.path.relative_to(flows.SQL_DIR.parent), "
-    "which raises ValueError for a project loaded from another directory; and pipeline.plan_step / "
-    "build_step call runner.load_project() with no directory (its default is bound to flows.SQL_DIR "
-    "at import), so a local sql dir cannot be used without monkeypatching. Fix: Project keeps the "
-    "sql_dir it was loaded from; write_catalog uses model.path.relative_to(project.sql_dir.parent); "
-    "load_project(sql_dir=None) resolves the directory at call time (e.g. from a JOINEDUP_SQL_DIR "
-    "setting) and plan_step / build_step pass it on"))
 def test_write_catalog_accepts_a_project_from_another_directory(tmp_path):
     project = runner.load_project(local_sql_dir(tmp_path))
     con = connect(tmp_path / "t.duckdb")

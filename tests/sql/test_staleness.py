@@ -221,11 +221,6 @@ def test_changing_an_upstream_model_makes_its_dependent_metrics_stale(con, sql_c
         assert all("int_month_discharges.sql" in r for r in models.values())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "runner issue: Project.fingerprint reads reference code lists from flows.SQL_DIR/reference, "
-    "not from the directory load_project(sql_dir) was given, so a changed code list in a custom "
-    "sql dir is not seen (fix: Project keeps its sql_dir; fingerprint reads "
-    "self.sql_dir / 'reference' / f'{dep}.csv')"))
 def test_a_code_list_change_in_a_custom_sql_dir_makes_its_readers_stale(con, sql_copy):
     ref = sql_copy / "reference" / "ref_admission_method.csv"
     ref.write_text(ref.read_text() + "\n")                       # any byte change of the code list
