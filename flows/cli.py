@@ -125,7 +125,6 @@ def backfill(from_month: str = typer.Option(..., "--from", help="First month, YY
 
 
 def _print_plan(record, settings) -> None:
-    from flows.loader import landing_files
     table = Table(title="Backfill plan (dry run: nothing changed)")
     for column in ("month", "model", "why"):
         table.add_column(column)

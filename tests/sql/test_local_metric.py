@@ -12,7 +12,6 @@ flows.SQL_DIR at call time, so the test points that one name at the copy.
 from __future__ import annotations
 
 import csv
-import functools
 import json
 import shutil
 from datetime import date
@@ -21,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import flows
-from flows import SQL_DIR, db, monthly, runner
+from flows import SQL_DIR, monthly, runner
 from flows.db import connect
 from flows.settings import Settings
 from tests.sql.conftest import (APC_HEADER, ENGLAND, HWB_A, HWB_B, ICB, assert_cell, cells,

@@ -4,7 +4,6 @@ from __future__ import annotations
 import gzip
 import re
 
-import duckdb
 import pytest
 
 from flows.db import connect
