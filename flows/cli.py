@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from flows.errors import UserError
@@ -41,7 +42,7 @@ def _use_prefect_api() -> bool:
 
 
 def _fail(error: Exception) -> None:
-    console.print(f"[red]joinedup: {error}[/red]", highlight=False, soft_wrap=True)
+    console.print(f"[red]joinedup: {escape(str(error))}[/red]", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 

@@ -85,7 +85,8 @@ def landing_files(landing: Path) -> list[Path]:
 
 
 def _load_order(path: Path) -> tuple:
-    """Reference data first, then by period; an original before its resubmissions.
+    """Reference data first, then each dataset by period and organisation; an original before
+    its resubmissions (free text in natural order: _v2 before _v10).
 
     The order depends only on names, so a folder loads the same whatever order its files
     arrived in.
