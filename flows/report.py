@@ -5,6 +5,10 @@ CSV and JSON, and one index of every page and month. Pages are self-contained HT
 SVG charts inline). Everything published goes through flows.sdc, and `sdc.check_publishable`
 refuses a page or export before anything of that month is written.
 
+Pages also show the hospital providers of the area's ICB against England on the provider-level
+measures (catalogue `rollup: provider`), for the month and, for percentages, as trends. Those are
+NHS England's published statistics by organisation and are shown as published (sdc.EXEMPT_ROLLUPS).
+
 Reads only metric_values, metric_catalog, metric_plan_variance, orgs, load_log, quarantine,
 deliveries and data_quality. One function builds the context of each page kind
 (`hwb_page_context`, `icb_page_context`, `index_context`); the templates only lay it out.
@@ -43,6 +47,7 @@ UNIT_SCALE = {"per_100k": 100_000, "percent": 100, "days": 1, "mean": 1, "count"
 UNIT_LABEL = {"per_100k": "per 100,000", "percent": "%", "days": "days", "mean": "average",
               "count": "number"}
 ORG_AREA_TYPE = {"HWB": "hwb", "ICB": "icb", "PROVIDER": "provider"}
+PROVIDER_ROLLUP = "provider"  # metric_catalog.rollup of measures published by hospital provider
 AREA_TYPE_ORDER = {"england": 0, "icb": 1, "hwb": 2, "provider": 3}
 MEASURE_LABEL = {
     "unknown_residence_spells": "Spells with unknown residence",
@@ -63,6 +68,11 @@ SDC_RULE = (
     "are not shown (*) where their numerator or denominator is. Differences from plan and their "
     "cost are calculated from rounded figures. England figures are not rounded."
 ).format(t=sdc.SUPPRESSION_THRESHOLD, m=sdc.ROUNDING_MULTIPLE)
+PROVIDER_RULE = (
+    "Figures for individual hospital providers are NHS England's published statistics for each "
+    "organisation: aggregate figures already in the public domain, not counts of patients living "
+    "in an area. They are shown as published, without suppression or rounding."
+)
 EXPORT_COLUMNS = (
     "period_month", "area_type", "area_code", "area_name", "metric_id", "metric_title", "unit",
     "numerator", "denominator", "value", "plan_value", "variance", "variance_count",
@@ -86,6 +96,11 @@ class Metric:
     source: str | None
     sql_file: str | None
     sort_order: int
+    rollup: str = "hwb"           # metric_catalog.rollup: hwb (by residence) or provider
+
+    @property
+    def by_provider(self) -> bool:
+        return self.rollup == PROVIDER_ROLLUP
 
     @property
     def scale(self) -> int | None:
@@ -203,15 +218,18 @@ class Figure:
 
 
 def publish_figure(data: ReportData, area: Area, month: date, metric: Metric) -> Figure:
-    """Apply disclosure control to one cell; below England every number derives from rounded counts."""
+    """Apply disclosure control to one cell; below England every number derives from rounded
+    counts, except a provider's figure on a measure the catalogue exempts (`_exempt`)."""
     src = data.sources.get((area.code, month, metric.metric_id)) or Source(None, None, None, None, None)
     national = area.type == "england"
+    exempt = _exempt(area, metric)
     cell = sdc.publish_cell(src.numerator, src.denominator, scale=metric.scale,
-                            national=national, value=src.value)
-    count = sdc.publish_difference(src.variance_count, suppressed=cell.suppressed, national=national)
+                            national=national, value=src.value, exempt=exempt)
+    count = sdc.publish_difference(src.variance_count, suppressed=cell.suppressed, national=national,
+                                   exempt=exempt)
     ytd = _ytd_cell(data, area, month, metric)
     ytd_count = sdc.publish_difference(src.ytd_variance_count, suppressed=ytd.suppressed,
-                                       national=national)
+                                       national=national, exempt=exempt)
     return Figure(
         cell=cell, plan=src.plan_value, status=src.status,
         against=Against(_variance(src, cell, national),
@@ -223,6 +241,12 @@ def publish_figure(data: ReportData, area: Area, month: date, metric: Metric) ->
         ytd_variance_count=ytd_count,
         ytd_cost=_cost(ytd_count, src.ytd_variance_cost, metric, national),
     )
+
+
+def _exempt(area: Area, metric: Metric) -> str | None:
+    """The metric id when the figure is a provider's on a measure published by provider
+    (sdc.EXEMPT_ROLLUPS): shown as published. ICB and HWB figures are controlled as ever."""
+    return metric.metric_id if area.type == "provider" and metric.rollup in sdc.EXEMPT_ROLLUPS else None
 
 
 def _variance(src: Source, cell: sdc.Cell, national: bool) -> float | None:
@@ -248,7 +272,8 @@ def _ytd_cell(data: ReportData, area: Area, month: date, metric: Metric) -> sdc.
             if (s := data.sources.get((area.code, m, metric.metric_id))) and s.numerator is not None]
     return sdc.publish_cell(sum(s.numerator for s in rows) if rows else None,
                             sum(s.denominator or 0 for s in rows) if rows else None,
-                            scale=metric.scale, national=area.type == "england")
+                            scale=metric.scale, national=area.type == "england",
+                            exempt=_exempt(area, metric))
 
 
 def rag_status(cell: sdc.Cell, plan: float | None, higher_is_better: bool) -> Rag:
@@ -468,9 +493,14 @@ _QUARANTINE_SQL = """
 
 
 def _load_metrics(con) -> list[Metric]:
+    # The runner adds `rollup` to the catalogue; a catalogue made before it has only HWB metrics.
+    has_rollup = con.execute("select count(*) from duckdb_columns() where table_name = "
+                             "'metric_catalog' and column_name = 'rollup'").fetchone()[0] > 0
+    rollup = "coalesce(rollup, 'hwb')" if has_rollup else "'hwb'"
     rows = _rows(con, "select metric_id, title, unit, higher_is_better, numerator_label, "
                       "denominator_label, unit_cost, definition, official_id, source, sql_file, "
-                      "sort_order from metric_catalog order by sort_order, metric_id")
+                      f"sort_order, {rollup} as rollup from metric_catalog "
+                      "order by sort_order, metric_id")
     return [Metric(**r) for r in rows]
 
 
@@ -512,11 +542,14 @@ def hwb_page_context(data: ReportData, month: date, hwb: Area) -> dict:
     """Everything the page of one health and wellbeing board for one month shows."""
     icb = data.areas.get(hwb.parent) if hwb.parent else None
     metrics = metrics_for(data, month, [hwb])
+    providers = providers_section(data, month, icb)
     return {
         **_page_basics(data, month, hwb, metrics, kind="hwb"),
         "icb": icb if icb and icb.code in data.present.get(month, ()) else None,
         "summary": summary_rows(data, month, hwb, metrics),
         "sections": [metric_section(data, month, hwb, m) for m in metrics],
+        "providers": providers,
+        "methodology": _methodology(metrics, providers),
         "data_quality": data_quality(data, month, [hwb] + _providers(data, hwb.parent)),
     }
 
@@ -526,6 +559,7 @@ def icb_page_context(data: ReportData, month: date, icb: Area) -> dict:
     hwbs = icb_hwbs(data, month, icb)
     metrics = metrics_for(data, month, [icb])
     by_hwb = metrics_for(data, month, hwbs)     # provider-level metrics have no HWB figures
+    providers = providers_section(data, month, icb)
     return {
         **_page_basics(data, month, icb, metrics, kind="icb"),
         "hwbs": hwbs,
@@ -534,6 +568,8 @@ def icb_page_context(data: ReportData, month: date, icb: Area) -> dict:
         "sections": [dict(metric_section(data, month, icb, m),
                           hwb_trend=hwb_trend(data, month, m, hwbs) if m in by_hwb else None)
                      for m in metrics],
+        "providers": providers,
+        "methodology": _methodology(metrics, providers),
         "data_quality": data_quality(data, month, hwbs + _providers(data, icb.code)),
     }
 
@@ -633,17 +669,83 @@ def side_by_side(data: ReportData, month: date, icb: Area, hwbs: list[Area],
              "england": data.figure(england, month, m).cell} for m in metrics]
 
 
+def providers_section(data: ReportData, month: date, icb: Area | None) -> dict | None:
+    """The providers of `icb` (orgs) against England on the catalogue's provider-level measures
+    for the month, with a trend for each percentage; None when none of them has a figure."""
+    providers = _providers(data, icb.code) if icb else []
+    metrics = [m for m in data.metrics if m.by_provider and any(
+        (p.code, month, m.metric_id) in data.sources for p in providers)]
+    if not metrics:
+        return None
+    england = data.areas[ENGLAND_CODE]
+    rows = [{"area": p, "figures": [data.figure(p, month, m) for m in metrics]}
+            for p in [*providers, england]]
+    return {
+        "icb": icb,
+        "metrics": metrics,
+        "provisional": [any(r["figures"][i].status == "provisional" for r in rows)
+                        for i in range(len(metrics))],
+        "rows": rows[:-1],
+        "england": rows[-1],
+        "trends": [t for m in metrics if m.unit == "percent"
+                   if (t := provider_trend(data, month, m, providers))],
+        "rule": PROVIDER_RULE,
+    }
+
+
+def provider_trend(data: ReportData, month: date, metric: Metric,
+                   providers: list[Area]) -> dict | None:
+    """One percentage measure over the window: a chart per provider with figures, and their table."""
+    months = window(month)
+    charted = [p for p in providers
+               if any((p.code, m, metric.metric_id) in data.sources for m in months)]
+    if not charted:
+        return None
+    england = data.areas[ENGLAND_CODE]
+    return {
+        "metric": metric,
+        "providers": charted,
+        "charts": [provider_chart_spec(data, month, p, metric) for p in charted],
+        "rows": [{"month": m, "cells": [data.figure(p, m, metric).cell for p in charted],
+                  "england": data.figure(england, m, metric).cell} for m in months],
+    }
+
+
+def _methodology(metrics: list[Metric], providers: dict | None) -> list[Metric]:
+    """The page's metrics and the provider-level measures its providers table shows."""
+    extra = [m for m in (providers or {}).get("metrics", []) if m not in metrics]
+    return sorted(metrics + extra, key=lambda m: (m.sort_order, m.metric_id))
+
+
 def chart_spec(data: ReportData, month: date, area: Area, metric: Metric) -> ChartSpec:
     months = window(month)
-    england = data.areas[ENGLAND_CODE]
     figs = [data.figure(area, m, metric) for m in months]
     latest = figs[-1]
     label = (f"Line chart of {metric.title} ({metric.unit_label}) for {area.name}, "
              f"{month_name(months[0])} to {month_name(month)}, with plan and England. "
              f"{month_name(month)}: {format_value(latest.cell, metric.unit)}; "
              f"plan {format_value(latest.plan, metric.unit)}. Figures in the table below.")
+    return _trend_spec(data, months, area, metric, f"c-{area.code}-{metric.metric_id}", label, figs)
+
+
+def provider_chart_spec(data: ReportData, month: date, provider: Area, metric: Metric) -> ChartSpec:
+    """A provider's trend against England (no plan: providers have none)."""
+    months = window(month)
+    figs = [data.figure(provider, m, metric) for m in months]
+    england = data.figure(data.areas[ENGLAND_CODE], month, metric)
+    label = (f"Line chart of {metric.title} ({metric.unit_label}) for {provider.name}, "
+             f"{month_name(months[0])} to {month_name(month)}, with England. "
+             f"{month_name(month)}: {format_value(figs[-1].cell, metric.unit)}; "
+             f"England {format_value(england.cell, metric.unit)}. Figures in the table below.")
+    return _trend_spec(data, months, provider, metric, f"p-{provider.code}-{metric.metric_id}",
+                       label, figs)
+
+
+def _trend_spec(data: ReportData, months: list[date], area: Area, metric: Metric, key: str,
+                label: str, figs: list[Figure]) -> ChartSpec:
+    england = data.areas[ENGLAND_CODE]
     return ChartSpec(
-        key=re.sub(r"[^A-Za-z0-9_-]", "-", f"c-{area.code}-{metric.metric_id}"),
+        key=re.sub(r"[^A-Za-z0-9_-]", "-", key),
         label=label, area_name=area.name, y_label=metric.unit_label,
         months=tuple(month_short(m) for m in months),
         values=tuple(f.cell.value for f in figs),
@@ -719,7 +821,9 @@ def export_rows(data: ReportData, month: date) -> list[dict]:
     """The month's published figures for every area and metric (disclosure-controlled objects)."""
     types = data.present.get(month, {})
     codes = sorted(types, key=lambda c: (AREA_TYPE_ORDER.get(types[c], 9), c))
-    return [_export_row(data, month, _org(data, code), types[code], metric)
+    # an area that orgs does not list keeps the type metric_values gives it
+    return [_export_row(data, month, data.areas.get(code) or Area(code, code, types[code]),
+                        types[code], metric)
             for code in codes for metric in data.metrics
             if (code, month, metric.metric_id) in data.sources]
 
@@ -752,11 +856,13 @@ def _plain_row(row: dict) -> dict:
 def export_texts(rows: list[dict], month: date) -> tuple[str, str]:
     """(CSV, JSON) of already-checked export rows."""
     plain = [_plain_row(r) for r in rows]
+    as_published = any(isinstance(r["value"], sdc.Cell) and r["value"].exempt for r in rows)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(plain)
-    document = {"period_month": month_code(month), "disclosure_control": SDC_RULE,
+    document = {"period_month": month_code(month),
+                "disclosure_control": SDC_RULE + (f" {PROVIDER_RULE}" if as_published else ""),
                 "rag_rule": RAG_RULE, "suppressed_marker": sdc.SUPPRESSED, "figures": plain}
     return buffer.getvalue(), json.dumps(document, indent=1, ensure_ascii=False) + "\n"
 
@@ -784,9 +890,10 @@ def build_month(data: ReportData, month: date, folder: Path) -> _MonthOutput:
     pages |= {folder / icb.href: ("icb_page.html.j2", icb_page_context(data, month, icb))
               for icb in _areas_of_type(data, month, "icb")}
     exports = export_rows(data, month)
+    rollups = {m.metric_id: m.rollup for m in data.metrics}     # the catalogue's exemptions
     for path, (_template, context) in pages.items():
-        sdc.check_publishable(context, where=str(path))
-    sdc.check_publishable(exports, where=str(folder / "figures.csv"))
+        sdc.check_publishable(context, where=str(path), rollups=rollups)
+    sdc.check_publishable(exports, where=str(folder / "figures.csv"), rollups=rollups)
     return _MonthOutput(pages, exports)
 
 
@@ -795,6 +902,8 @@ def _chart_specs(context: dict) -> list[ChartSpec]:
     for section in context["sections"]:
         specs.append(section["chart"])
         specs += (section.get("hwb_trend") or {}).get("charts", [])
+    for trend in (context.get("providers") or {}).get("trends", []):
+        specs += trend["charts"]
     return specs
 
 

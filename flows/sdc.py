@@ -5,10 +5,21 @@ below England level a count of 1–7 is shown as `*`, any other count is rounded
 and rates, percentages and means are computed from the rounded counts and suppressed where their
 numerator (or their denominator) is. England-level figures are published as they are.
 
+One exemption, driven by the metric catalogue: a metric whose `rollup` is listed in
+EXEMPT_ROLLUPS (today `provider`: NHS England's A&E and discharge statistics by hospital trust)
+is published as it is for each provider. Those figures are aggregate statistics by organisation
+that NHS England has already published, not counts of patients living in an area, so rounding
+or suppressing them would protect no one and would only disagree with the public source. They
+still pass through this module (`publish_cell(..., exempt=metric_id)`), are marked with the
+metric they belong to, and the blocking check accepts the mark only for a metric whose
+catalogue row has an exempt roll-up; every other metric, the contract metrics included, is
+checked exactly as before.
+
 Published figures are `Count`, `Cell` and `Cost` objects made only by the `publish_*` functions.
 `check_publishable` is the blocking check run on every page context and export before anything
-is written: it raises `DisclosureError` if an unsuppressed small count, an unrounded count, or a
-raw number under a count's name would reach the output.
+is written: it raises `DisclosureError` if an unsuppressed small count, an unrounded count, a
+raw number under a count's name, or a figure marked exempt for a metric the catalogue does not
+exempt would reach the output.
 """
 from __future__ import annotations
 
@@ -22,6 +33,17 @@ from flows.errors import DisclosureError
 SUPPRESSION_THRESHOLD = 7   # counts 1..7 inclusive are suppressed below England level
 ROUNDING_MULTIPLE = 5       # other counts are rounded to the nearest 5 (half up)
 SUPPRESSED = "*"            # how a suppressed figure is written
+
+# Catalogue roll-ups (metric_catalog.rollup) whose figures for each organisation are published as
+# they are, with the reason. Only these may carry an exemption mark past `check_publishable`.
+EXEMPT_ROLLUPS = {
+    "provider": (
+        "NHS England publishes these statistics for every provider each month (A&E attendances "
+        "and emergency admissions, the acute discharge situation report): they are aggregate "
+        "figures by organisation already in the public domain, not counts of patients living in "
+        "an area, so they are shown exactly as published."
+    ),
+}
 
 # Names under which a plain number would be a count about people: the check refuses them.
 COUNT_FIELDS = frozenset({
@@ -40,6 +62,8 @@ class Count:
     national: bool = False
     # A difference (e.g. admissions above plan): may be negative or small but is still rounded.
     signed: bool = False
+    # The metric whose published-as-is figure this is (EXEMPT_ROLLUPS); None for every other count.
+    exempt: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +77,7 @@ class Cell:
     scale: float | None
     suppressed: bool = False
     national: bool = False
+    exempt: str | None = None      # as Count.exempt
 
 
 @dataclass(frozen=True)
@@ -86,9 +111,18 @@ def publish_count(n: float | None, *, national: bool = False) -> Count:
     return Count(round_to_multiple(n))
 
 
-def publish_difference(d: float | None, *, suppressed: bool, national: bool = False) -> Count:
+def exempt_count(n: float | None, metric_id: str) -> Count:
+    """A count of a metric exempt by its catalogue roll-up (EXEMPT_ROLLUPS): published as it is,
+    marked with the metric so that `check_publishable` can verify the exemption."""
+    return Count(None if n is None else _plain(n), exempt=metric_id)
+
+
+def publish_difference(d: float | None, *, suppressed: bool, national: bool = False,
+                       exempt: str | None = None) -> Count:
     """A difference in counts (e.g. admissions above plan): rounded to the nearest 5, and
-    suppressed where the figure it belongs to is (`suppressed`)."""
+    suppressed where the figure it belongs to is (`suppressed`); as it is for an exempt metric."""
+    if exempt is not None:
+        return Count(None if d is None else _plain(d), signed=True, exempt=exempt)
     if d is None:
         return Count(None, national=national, signed=True)
     if national:
@@ -99,9 +133,15 @@ def publish_difference(d: float | None, *, suppressed: bool, national: bool = Fa
 
 
 def publish_cell(numerator: float | None, denominator: float | None, *, scale: float | None,
-                 national: bool = False, value: float | None = None) -> Cell:
+                 national: bool = False, value: float | None = None,
+                 exempt: str | None = None) -> Cell:
     """A rate, percentage, mean or (scale None) count. Below England it is recomputed from the
-    rounded counts; at England level `value` (the unsuppressed source value) is kept when given."""
+    rounded counts; at England level `value` (the unsuppressed source value) is kept when given.
+    With `exempt` (the metric id of a metric whose catalogue roll-up is in EXEMPT_ROLLUPS) the
+    counts are kept as they are and the value is computed from them."""
+    if exempt is not None:
+        num, den = exempt_count(numerator, exempt), exempt_count(denominator, exempt)
+        return Cell(num, den, ratio(num, den, scale), scale, exempt=exempt)
     num = publish_count(numerator, national=national)
     den = publish_count(denominator, national=national)
     if num.suppressed or den.suppressed:
@@ -148,42 +188,63 @@ def as_published(figure: Count | Cell | Cost | None, digits: int | None = None):
 
 # --- the blocking check ---------------------------------------------------------------------
 
-def check_publishable(obj: object, *, where: str) -> None:
+def exempt_metrics(rollups: Mapping[str, str | None]) -> frozenset[str]:
+    """The metric ids whose catalogue roll-up ({metric_id: rollup}) is in EXEMPT_ROLLUPS."""
+    return frozenset(m for m, rollup in rollups.items() if rollup in EXEMPT_ROLLUPS)
+
+
+def check_publishable(obj: object, *, where: str,
+                      rollups: Mapping[str, str | None] | None = None) -> None:
     """Raise DisclosureError if anything in `obj` (a page context or export rows) would
-    publish an unsuppressed small count, an unrounded count, or a raw number as a count."""
-    problems = list(_problems(obj, "context"))
+    publish an unsuppressed small count, an unrounded count, or a raw number as a count.
+
+    `rollups` is the metric catalogue's {metric_id: rollup}: a figure marked exempt passes only
+    if its metric's roll-up is in EXEMPT_ROLLUPS (without `rollups`, no exemption is accepted)."""
+    problems = list(_problems(obj, "context", exempt_metrics(rollups or {})))
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise DisclosureError(f"refusing to publish {where}: {problems[0]}{more}")
 
 
-def _problems(obj: object, path: str) -> Iterator[str]:
+def _problems(obj: object, path: str, exempt: frozenset[str]) -> Iterator[str]:
     if isinstance(obj, Count):
-        yield from _count_problems(obj, path)
+        yield from _count_problems(obj, path, exempt)
     elif isinstance(obj, Cell):
-        yield from _cell_problems(obj, path)
+        yield from _cell_problems(obj, path, exempt)
     elif isinstance(obj, (str, bytes, bool, int, float)) or obj is None:
         return
     elif isinstance(obj, Mapping):
-        yield from _children(obj.items(), path)
+        yield from _children(obj.items(), path, exempt)
     elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        yield from _children(((f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj)), path)
+        yield from _children(((f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj)),
+                             path, exempt)
     elif isinstance(obj, (list, tuple, set, frozenset)):
         for i, item in enumerate(obj):
-            yield from _problems(item, f"{path}[{i}]")
+            yield from _problems(item, f"{path}[{i}]", exempt)
 
 
-def _children(items, path: str) -> Iterator[str]:
+def _children(items, path: str, exempt: frozenset[str]) -> Iterator[str]:
     for key, value in items:
         here = f"{path}.{key}"
         if key in COUNT_FIELDS and isinstance(value, (int, float)) and not isinstance(value, bool):
             yield f"{here} is a raw number ({value}); counts must pass through flows.sdc"
         else:
-            yield from _problems(value, here)
+            yield from _problems(value, here, exempt)
 
 
-def _count_problems(c: Count, path: str) -> Iterator[str]:
+def _exemption_problem(metric_id: str, path: str, exempt: frozenset[str]) -> Iterator[str]:
+    if metric_id not in exempt:
+        yield (f"{path} is marked published-as-is for {metric_id!r}, whose catalogue roll-up is "
+               f"not exempt from disclosure control")
+
+
+def _count_problems(c: Count, path: str, exempt: frozenset[str]) -> Iterator[str]:
     if c.national:
+        return
+    if c.exempt is not None:
+        yield from _exemption_problem(c.exempt, path, exempt)
+        if c.suppressed:
+            yield f"{path} is marked both suppressed and published as is"
         return
     if c.suppressed:
         if c.n is not None:
@@ -197,11 +258,15 @@ def _count_problems(c: Count, path: str) -> Iterator[str]:
         yield f"{path} = {c.n} is an unsuppressed small count"
 
 
-def _cell_problems(cell: Cell, path: str) -> Iterator[str]:
-    yield from _count_problems(cell.numerator, f"{path}.numerator")
-    yield from _count_problems(cell.denominator, f"{path}.denominator")
+def _cell_problems(cell: Cell, path: str, exempt: frozenset[str]) -> Iterator[str]:
+    yield from _count_problems(cell.numerator, f"{path}.numerator", exempt)
+    yield from _count_problems(cell.denominator, f"{path}.denominator", exempt)
     if cell.national:
         return
+    if cell.exempt is not None:
+        yield from _exemption_problem(cell.exempt, path, exempt)
+        if cell.exempt != cell.numerator.exempt or cell.exempt != cell.denominator.exempt:
+            yield f"{path} is published as is but its counts are not those of {cell.exempt!r}"
     if cell.numerator.suppressed or cell.denominator.suppressed:
         if cell.value is not None or not cell.suppressed:
             yield f"{path} shows a value although its counts are suppressed"

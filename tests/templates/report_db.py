@@ -31,28 +31,28 @@ ORGS = [
 
 CATALOG_COLUMNS = ("metric_id", "title", "unit", "higher_is_better", "numerator_label",
                    "denominator_label", "unit_cost", "definition", "official_id", "source",
-                   "sql_file", "sort_order")
+                   "sql_file", "sort_order", "rollup")
 CATALOG = [
     ("emergency_admissions_65plus", "Emergency admissions, people aged 65 and over", "per_100k",
      False, "admissions", "people aged 65 and over", 1613.0,
      "Spells admitted in the month with an emergency admission method, age 65 or over, per "
      "100,000 residents aged 65 and over.", "BCF 2025-26 metric 1", "SUS admitted patient care",
-     "sql/metrics/emergency_admissions_65plus.sql", 10),
+     "sql/metrics/emergency_admissions_65plus.sql", 10, "hwb"),
     ("discharge_to_usual_residence", "Discharges to usual place of residence", "percent", True,
      "discharges to usual residence", "discharges", None,
      "Discharges in the month to the usual place of residence (DISDEST 19), as a percentage of "
      "discharges excluding deaths.", "BCF 2022-25 metric 2", "SUS admitted patient care",
-     "sql/metrics/discharge_to_usual_residence.sql", 20),
+     "sql/metrics/discharge_to_usual_residence.sql", 20, "hwb"),
     ("discharge_delay_days", "Average delay after discharge ready date", "days", False,
      "delayed days", "delayed discharges", 307.0,
      "Days between the discharge ready date and discharge, averaged over discharges delayed by "
      "a day or more.", "BCF 2025-26 metric 2", "SUS admitted patient care",
-     "sql/metrics/discharge_delay_days.sql", 30),
+     "sql/metrics/discharge_delay_days.sql", 30, "hwb"),
     ("reablement_at_home_91d", "Still at home 91 days after reablement", "percent", True,
      "people at home", "people discharged into reablement", None,
      "People aged 65 and over discharged from hospital into reablement who were at home 91 days "
      "later.", "ASCOF 2B(1)", "Local authority client level data",
-     "sql/metrics/reablement_at_home_91d.sql", 40),
+     "sql/metrics/reablement_at_home_91d.sql", 40, "hwb"),
 ]
 SCALE = {"per_100k": 100_000, "percent": 100, "days": 1}
 
@@ -178,8 +178,8 @@ def _create(con: duckdb.DuckDBPyConnection, seed: int, first: date) -> None:
     con.execute("""create table metric_catalog (metric_id varchar, title varchar, unit varchar,
         higher_is_better boolean, numerator_label varchar, denominator_label varchar,
         unit_cost double, definition varchar, official_id varchar, source varchar,
-        sql_file varchar, sort_order integer)""")
-    con.executemany(f"insert into metric_catalog values ({', '.join('?' * 12)})", CATALOG)
+        sql_file varchar, sort_order integer, rollup varchar)""")
+    con.executemany(f"insert into metric_catalog values ({', '.join('?' * 13)})", CATALOG)
     con.execute("""create table metric_values (period_month date, area_type varchar,
         area_code varchar, metric_id varchar, numerator double, denominator double,
         value double, plan_value double, status varchar)""")
@@ -223,10 +223,10 @@ def add_local_metric(con: duckdb.DuckDBPyConnection, metric_id: str = "falls_adm
                      *, title: str = "Falls admissions, people aged 65 and over",
                      sort_order: int = 25) -> None:
     """A metric added later, by data only: catalog row plus values for every area and month."""
-    con.execute(f"insert into metric_catalog values ({', '.join('?' * 12)})", [
+    con.execute(f"insert into metric_catalog values ({', '.join('?' * 13)})", [
         metric_id, title, "per_100k", False, "falls admissions",
         "people aged 65 and over", None, "Emergency spells with an injury diagnosis and a fall cause.",
-        "PHOF C29", "SUS admitted patient care", f"sql/metrics/{metric_id}.sql", sort_order])
+        "PHOF C29", "SUS admitted patient care", f"sql/metrics/{metric_id}.sql", sort_order, "hwb"])
     con.execute(f"""insert into metric_values
         select period_month, area_type, area_code, '{metric_id}', numerator, denominator,
                value, null, status
@@ -235,12 +235,104 @@ def add_local_metric(con: duckdb.DuckDBPyConnection, metric_id: str = "falls_adm
 
 def add_provider_count_metric(con: duckdb.DuckDBPyConnection, metric_id: str = "ae_attendances") -> None:
     """A provider-level count (no denominator): rows for ICBs and England only, none for HWBs."""
-    con.execute(f"insert into metric_catalog values ({', '.join('?' * 12)})", [
+    con.execute(f"insert into metric_catalog values ({', '.join('?' * 13)})", [
         metric_id, "A&E attendances", "count", False, "A&E attendances", "none (a count)", None,
         "Attendances at A&E departments of every type.", "MSitAE", "NHS England A&E CSV",
-        f"sql/metrics/{metric_id}.sql", 50])
+        f"sql/metrics/{metric_id}.sql", 50, "provider"])
     con.execute(f"""insert into metric_values
         select period_month, area_type, area_code, '{metric_id}', numerator * 9 + 3, null,
                numerator * 9 + 3, null, status
         from metric_values
         where metric_id = 'emergency_admissions_65plus' and area_type in ('icb', 'england')""")
+
+
+# --- provider-level measures (NHS England's published A&E and discharge statistics) ------------
+
+COMMUNITY_PROVIDER = "RJ8"     # minor injury units only: no type 1 A&E and no discharge sitrep
+PROVIDER_ORGS = [(COMMUNITY_PROVIDER, "PROVIDER", "Cornwall Partnership NHS Foundation Trust",
+                  CORNWALL_ICB)]
+# (metric_id, title, unit, higher_is_better, numerator_label, denominator_label, sort_order),
+# as in the headers of sql/metrics/ae_*.sql and nctr_daily_average.sql
+PROVIDER_METRICS = [
+    ("ae_attendances", "A&E attendances", "count", False, "A&E attendances", "none (a count)", 100),
+    ("ae_within_4h_all", "A&E four-hour performance (all types)", "percent", True,
+     "attendances within 4 hours", "A&E attendances", 101),
+    ("ae_within_4h_type1", "A&E four-hour performance (type 1)", "percent", True,
+     "type 1 attendances within 4 hours", "type 1 A&E attendances", 102),
+    ("ae_emergency_admissions", "Emergency admissions via A&E", "count", False,
+     "emergency admissions via A&E", "none (a count)", 103),
+    ("ae_dta_12h", "Waits of 12 hours or more from decision to admit", "count", False,
+     "patients waiting 12+ hours from decision to admit", "none (a count)", 104),
+    ("nctr_daily_average", "Patients not meeting the criteria to reside (daily average)", "mean",
+     False, "patient-days not meeting the criteria to reside", "days with data", 105),
+]
+# Monthly sizes per provider: attendances, type 1 attendances, 4-hour share, admissions,
+# 12-hour waits (REF's are small: published as they are, never suppressed) and NCTR per day.
+PROVIDER_SIZES = {
+    "REF": (12_000, 7_000, 0.72, 3_100, 3, 85),
+    COMMUNITY_PROVIDER: (4_000, 0, 0.97, 0, 0, None),
+    "R0A": (30_000, 18_000, 0.70, 8_000, 40, 210),
+}
+
+
+def _provider_counts(rng: random.Random, size: tuple, days: int) -> dict[str, tuple]:
+    att, type1, share, adm, dta, nctr = size
+    att = round(att * rng.uniform(0.9, 1.1))
+    type1 = round(type1 * rng.uniform(0.9, 1.1))
+    out = {
+        "ae_attendances": (att, None),
+        "ae_within_4h_all": (round(att * share * rng.uniform(0.95, 1.03)), att),
+        "ae_emergency_admissions": (round(adm * rng.uniform(0.9, 1.1)), None),
+        "ae_dta_12h": (dta, None),
+    }
+    if type1:
+        out["ae_within_4h_type1"] = (round(type1 * (share - 0.1) * rng.uniform(0.95, 1.03)), type1)
+    if nctr is not None:
+        out["nctr_daily_average"] = (round(nctr * days * rng.uniform(0.9, 1.1)), days)
+    return out
+
+
+def add_provider_metrics(con: duckdb.DuckDBPyConnection, seed: int = 7) -> None:
+    """The six provider-level measures (catalogue rollup 'provider') for every month: a row per
+    provider (REF and RJ8 in Cornwall's ICB, R0A in Greater Manchester's), their ICBs (sums) and
+    England; no HWB rows, as the runner's provider roll-up makes them."""
+    rng = random.Random(seed)
+    con.executemany("insert into orgs values (?, ?, ?, ?)", PROVIDER_ORGS)
+    con.executemany(f"insert into metric_catalog values ({', '.join('?' * 13)})", [
+        (mid, title, unit, higher, num, den, None, f"{title}, as each provider reported it.",
+         "NHS England MSitAE", "NHS England monthly A&E provider CSV", f"sql/metrics/{mid}.sql",
+         order, "provider")
+        for mid, title, unit, higher, num, den, order in PROVIDER_METRICS])
+    parent = {"REF": CORNWALL_ICB, COMMUNITY_PROVIDER: CORNWALL_ICB, "R0A": GM_ICB}
+    scale = {"count": 1, "percent": 100, "mean": 1}
+    units = {m[0]: m[2] for m in PROVIDER_METRICS}
+    rows = []
+    all_months = months()
+    for month in all_months:
+        days = (date(month.year + month.month // 12, month.month % 12 + 1, 1) - month).days
+        counts = {p: _provider_counts(rng, size, days) for p, size in PROVIDER_SIZES.items()}
+        status = "provisional" if month == all_months[-1] else "final"
+        areas = [("provider", p, c) for p, c in counts.items()]
+        for icb in (CORNWALL_ICB, GM_ICB):
+            members = [c for p, c in counts.items() if parent[p] == icb]
+            areas.append(("icb", icb, _sum_counts(members)))
+        national = _sum_counts(list(counts.values()))
+        areas.append(("england", ENGLAND, {m: (n * 40 + rng.randint(0, 99), d and d * 40)
+                                           for m, (n, d) in national.items()}))
+        for area_type, code, by_metric in areas:
+            for mid, (num, den) in by_metric.items():
+                unit = units[mid]
+                value = num * scale[unit] if den is None else scale[unit] * num / den
+                rows.append((month, area_type, code, mid, float(num),
+                             None if den is None else float(den), value, None, status))
+    con.executemany("insert into metric_values values (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def _sum_counts(members: list[dict]) -> dict[str, tuple]:
+    out = {}
+    for mid in {m for c in members for m in c}:
+        pairs = [c[mid] for c in members if mid in c]
+        dens = [d for _n, d in pairs if d is not None]
+        out[mid] = (sum(n for n, _d in pairs), max(dens) if mid == "nctr_daily_average"
+                    else (sum(dens) if dens else None))
+    return out

@@ -156,3 +156,30 @@ def test_a_leak_in_the_export_alone_blocks_it(report_con, tmp_path, monkeypatch)
     with pytest.raises(DisclosureError, match="figures.csv"):
         render_reports(report_con, tmp_path / "reports", [NOV], workers=1)
     assert not (tmp_path / "reports" / "2025-11" / f"{CORNWALL}.html").exists()
+
+
+# --- the catalogue-driven exemption for provider-level measures -----------------------------------
+
+ROLLUPS = {"emergency_admissions_65plus": "hwb", "ae_dta_12h": "provider"}
+
+
+def test_provider_measures_are_published_as_they_are():
+    cell = sdc.publish_cell(3, None, scale=None, exempt="ae_dta_12h")
+    assert (cell.numerator.n, cell.value, cell.suppressed) == (3, 3, False)
+    rate = sdc.publish_cell(4013, 6702, scale=100, exempt="ae_within_4h_all")
+    assert rate.value == pytest.approx(100 * 4013 / 6702)
+    sdc.check_publishable({"cell": cell}, where="test", rollups=ROLLUPS)
+
+
+@pytest.mark.parametrize("leak, rollups", [
+    (sdc.publish_cell(3, 600, scale=100_000, exempt="emergency_admissions_65plus"), ROLLUPS),
+    (sdc.Count(3, exempt="emergency_admissions_65plus"), ROLLUPS),   # a contract metric
+    (sdc.publish_cell(3, None, scale=None, exempt="ae_dta_12h"), None),  # no catalogue given
+    (sdc.Count(3, exempt="unknown_metric"), ROLLUPS),
+    (sdc.Cell(sdc.Count(3), sdc.Count(None), 3, None, exempt="ae_dta_12h"), ROLLUPS),
+    (sdc.Cell(sdc.exempt_count(12, "ae_dta_12h"), sdc.Count(None, exempt="ae_dta_12h"), 10, None,
+              exempt="ae_dta_12h"), ROLLUPS),                        # value not from its counts
+])
+def test_check_refuses_an_exemption_the_catalogue_does_not_give(leak, rollups):
+    with pytest.raises(DisclosureError, match="refusing to publish test"):
+        sdc.check_publishable({"page": [leak]}, where="test", rollups=rollups)
