@@ -2,10 +2,12 @@
 model: int_spells
 kind: table
 grain: procode, provspno
+incremental_key: procode, provspno
 depends_on: stg_apc
 description: One row per hospital provider spell in its canonical state: the row from the latest
   period's file (a spell is re-sent every month while it is open; a resubmission has already
-  replaced its file's rows).
+  replaced its file's rows). Refreshed by key: only spells in files loaded or replaced since
+  the last build are recomputed.
 */
 select * exclude (recency)
 from (
