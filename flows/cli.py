@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import nullcontext
 import time
 from pathlib import Path
 from typing import Optional
@@ -64,12 +65,44 @@ def _run(flow_name: str, months, settings, parameters: dict, *, include_stale: b
         return backfill_flow(from_month=parameters["from_month"], to_month=parameters["to_month"],
                              force=force, landing=str(settings.landing), db=str(settings.db),
                              reports=str(settings.reports))
-    with console.status(f"joinedup {flow_name}: loading, building and rendering…"):
+    # Bars only on a terminal; in cron or CI the summary printed afterwards is the record.
+    with (RichProgress() if console.is_terminal else nullcontext()) as progress:
         record = monthly.run_job(flow_name=flow_name, months=months, settings=settings,
                                  parameters=parameters, call=monthly.call_plain,
-                                 include_stale=include_stale, force=force)
+                                 include_stale=include_stale, force=force, progress=progress)
     _print_record(record)
     return {"report_index": str(record.report_index or "")}
+
+
+class RichProgress:
+    """Progress bars on standard error for the long steps of an in-process run."""
+
+    LABELS = {"load": "Loading extracts", "plan": "Planning", "build": "Building months",
+              "report": "Rendering reports"}
+
+    def __enter__(self):
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
+                                   TextColumn, TimeElapsedColumn)
+        self.bars = Progress(SpinnerColumn(), TextColumn("{task.description:<18}"), BarColumn(),
+                             MofNCompleteColumn(), TextColumn("{task.fields[item]}"),
+                             TimeElapsedColumn(), console=console, transient=False)
+        self.tasks = {}
+        self.bars.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.bars.__exit__(*exc)
+
+    def begin(self, step: str, total: int | None = None) -> None:
+        self.tasks[step] = self.bars.add_task(self.LABELS.get(step, step), total=total, item="")
+
+    def advance(self, step: str, label: str = "") -> None:
+        self.bars.update(self.tasks[step], advance=1, item=label)
+
+    def end(self, step: str) -> None:
+        task = self.tasks[step]
+        done = self.bars.tasks[task].completed
+        self.bars.update(task, total=done or 1, completed=done or 1, item="")
 
 
 def _print_record(record) -> None:

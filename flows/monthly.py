@@ -18,7 +18,8 @@ from flows.settings import Settings, load_settings
 def load_extracts(con, settings: Settings, record: pipeline.RunRecord):
     """Load every new extract in the landing folder into DuckDB."""
     with record.timed("load"):
-        record.load = pipeline.load_step(con, settings)
+        record.load = pipeline.load_step(
+            con, settings, on_file=lambda r: record.progress.advance("load", r.file_name))
     return record.load
 
 
@@ -33,8 +34,10 @@ def plan_months(con, months: list[date], record: pipeline.RunRecord, options: di
 @task(name="build-metrics", cache_policy=NO_CACHE)
 def build_metrics(con, record: pipeline.RunRecord):
     """Rebuild each stale month atomically, with its blocking audits."""
-    with record.timed("build"):
-        record.build = pipeline.build_step(con, record.plans, record.run_id)
+    with record.timed("build", total=len(record.plans)):
+        record.build = pipeline.build_step(
+            con, record.plans, record.run_id,
+            on_month=lambda p: record.progress.advance("build", f"{p.month:%Y-%m}"))
     return record.build
 
 
@@ -74,9 +77,12 @@ def dry_run_plan(*, flow_name: str, months: list[date], settings: Settings, para
 
 
 def run_job(*, flow_name: str, months: list[date], settings: Settings, parameters: dict,
-            call=call_task, include_stale: bool = True, force: bool = False) -> pipeline.RunRecord:
+            call=call_task, include_stale: bool = True, force: bool = False,
+            progress: pipeline.Progress | None = None) -> pipeline.RunRecord:
     """The job both flows run. `call` runs a step: as a Prefect task, or plainly."""
     record = pipeline.RunRecord(flow_name, parameters)
+    if progress:
+        record.progress = progress
     with pipeline.open_writer(settings) as con:
         try:
             call(load_extracts, con, settings, record)

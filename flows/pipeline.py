@@ -52,6 +52,19 @@ def month_range(first: date, last: date) -> list[date]:
     return months
 
 
+class Progress:
+    """Where a run reports its progress; this default shows nothing (Prefect runs log instead)."""
+
+    def begin(self, step: str, total: int | None = None) -> None:
+        pass
+
+    def advance(self, step: str, label: str = "") -> None:
+        pass
+
+    def end(self, step: str) -> None:
+        pass
+
+
 @dataclass
 class RunRecord:
     flow: str
@@ -63,13 +76,16 @@ class RunRecord:
     build: runner.BuildResult | None = None
     report_index: Path | None = None
     plans: list[runner.MonthPlan] = field(default_factory=list)
+    progress: Progress = field(default_factory=Progress, repr=False)
 
     @contextmanager
-    def timed(self, step: str):
+    def timed(self, step: str, total: int | None = None):
         began = time.perf_counter()
+        self.progress.begin(step, total)
         try:
             yield
         finally:
+            self.progress.end(step)
             self.durations[step] = round(self.durations.get(step, 0) + time.perf_counter() - began, 3)
 
 
