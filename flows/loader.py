@@ -302,6 +302,24 @@ def _load_in_transaction(con, item: LandingFile, pseudo_key: str | None) -> Load
     return _load_rows(con, file_id, item, rows_in + malformed, pseudo_key)
 
 
+# What a person can do about each reason a whole file is rejected.
+REJECTION_ADVICE = {
+    "file_name": "rename it <dataset>_<org_code>_<YYYY-MM>[_<text>].csv, .csv.gz or .parquet "
+                 "and put it in the landing folder again",
+    "missing_column": "ask the sender for the file with every required column "
+                      "(the contract, section 2), then put it in the landing folder again",
+    "duplicate_column": "ask the sender to resend it with each column once",
+    "unreadable": "check it is a UTF-8 CSV (optionally gzipped) or a Parquet file, and ask the "
+                  "sender to resend it",
+}
+
+
+def rejection_reason(rejected: FileRejected) -> str:
+    """The rule, what is wrong, and what to do about it."""
+    advice = REJECTION_ADVICE.get(rejected.rule)
+    return f"{rejected.rule}: {rejected.detail}" + (f"; to fix: {advice}" if advice else "")
+
+
 def _is_duplicate(con, item: LandingFile) -> bool:
     return con.execute("select count(*) from files where sha256 = ?",
                        [item.sha256]).fetchone()[0] > 0
@@ -344,7 +362,7 @@ def _reject(con, file_id: int, item: LandingFile, rejected: FileRejected, *,
                            [file_id]).fetchone()[0]
     elif item.name_error and not item.read_error:
         rows = _quarantine_unnamed(con, file_id, item, rejected)
-    result = LoadResult(item.file_name, "rejected", rows, 0, rows, f"{rejected.rule}: {rejected.detail}")
+    result = LoadResult(item.file_name, "rejected", rows, 0, rows, rejection_reason(rejected))
     return _record(con, file_id, item, result)
 
 
@@ -514,7 +532,7 @@ def _reject_published(con, file_id: int, item: LandingFile, rejected: FileReject
     rows = published.data_records(item.path)
     con.execute("insert into quarantine_rows select ?, ?, l, ?, ? from range(1, ? + 1) t(l)",
                 [file_id, item.file_name, rejected.rule, f"file rejected: {rejected.detail}", rows])
-    result = LoadResult(item.file_name, "rejected", rows, 0, rows, f"{rejected.rule}: {rejected.detail}")
+    result = LoadResult(item.file_name, "rejected", rows, 0, rows, rejection_reason(rejected))
     return _record(con, file_id, item, result)
 
 
