@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 
 from flows import db, runner
-from flows.errors import BadMonth
+from flows.errors import BadMonth, SettingsError
 from flows.loader import LoadSummary, load_landing
 from flows.lock import writer_lock
 from flows.naming import month_start
@@ -104,6 +104,9 @@ def open_writer(settings: Settings):
 
 def load_step(con: duckdb.DuckDBPyConnection, settings: Settings, on_file=None) -> LoadSummary:
     """Load every new file in the landing folder."""
+    if not settings.landing.is_dir():
+        raise SettingsError(f"the landing folder {settings.landing} does not exist: point "
+                            "--landing or JOINEDUP_LANDING at the folder the extracts arrive in")
     return load_landing(con, settings.landing, pseudo_key=settings.pseudo_key, on_file=on_file)
 
 
