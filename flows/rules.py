@@ -141,7 +141,8 @@ def _person_columns(dataset: Dataset, colmap: dict[str, str]) -> tuple[list[str]
     read = [f"{nhs} is not null as nhs_present", f"{clean} as nhs_clean",
             f"try_cast({clean} as bigint) as nhs_bigint", f"{_raw(colmap, 'PSEUDO_ID')} as pseudo_id_raw"]
     if "CLIENT_ID" in colmap:
-        client = _raw(colmap, "LA_CODE") + " || chr(31) || " + _raw(colmap, "CLIENT_ID")
+        # upper(): the same council's code written in another case is the same person's key
+        client = "upper(" + _raw(colmap, "LA_CODE") + ") || chr(31) || " + _raw(colmap, "CLIENT_ID")
         read.append(f"{pseudonym_sql(client, pad='client')} as client_key")
     valid = nhs_number_valid_sql("nhs_clean", "nhs_bigint")
     loads = "failed_rule is null and key_count = 1"

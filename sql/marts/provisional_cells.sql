@@ -67,6 +67,12 @@ no_extract as (
     from cells as c
     cross join lateral (select unnest(c.datasets) as dataset) as d
     where d.dataset in ('apc', 'reablement', 'carehome', 'nhse_ae', 'nhse_discharge')
+      -- only once the dataset has started arriving: nothing is expected before a first delivery
+      and exists (
+          select 1 from files as f2
+          where f2.status = 'loaded' and f2.dataset = d.dataset
+            and f2.period <= strftime(c.period_month, '%Y-%m')
+      )
       and not exists (
           -- a loaded file of the dataset for the month, or whose rows cover it
           select 1
