@@ -5,6 +5,8 @@ grain: la_code, client_key, admission_date
 depends_on: raw_carehome
 description: Care home admissions; a later file's row for the same person and date replaces the
   earlier one.
+  "Later file" is read as the file of the later period, then the later arrival, as for
+  apc spells: the result does not depend on the order files were dropped in.
 */
 select * exclude (recency)
 from (

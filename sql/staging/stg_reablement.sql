@@ -5,6 +5,8 @@ grain: la_code, client_key, hosp_discharge_date
 depends_on: raw_reablement
 description: Reablement rows; a later file's row for the same person and discharge date replaces
   the earlier one (STATUS_91D fills in once 91 days have passed).
+  "Later file" is read as the file of the later period, then the later arrival, as for
+  apc spells: the result does not depend on the order files were dropped in.
 */
 select * exclude (recency)
 from (
