@@ -38,6 +38,8 @@ emergency_spells as (
     from int_spells
     where is_emergency  -- ref_admission_method.is_emergency
       and person_id is not null
+      -- only admissions that can follow a discharge in the month (0-29 days after it)
+      and admidate between $period_start and $period_end::date + 29
 ),
 
 readmitted as (
