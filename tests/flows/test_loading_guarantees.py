@@ -1,5 +1,5 @@
 """The loading guarantees of spec/extracts.md §1, §2 ("Precise rules for loading") and §4, checked
-on generated corpora with every kind of fault mixed in and through the real CLI (ISSUE F2):
+on generated corpora with every kind of fault mixed in and through the real CLI:
 
 1. every file's rows are accounted for (rows in = loaded + quarantined), and the contract holds;
 2. no NHS number reaches the database, the logs or the reports;
@@ -31,7 +31,7 @@ import pytest
 
 from tests.conftest import ROOT, run_contract_check
 
-KEY = "f2-loading-guarantees-key"
+KEY = "loading-guarantees-key"
 HOLD_LOCK = Path(__file__).with_name("hold_lock.py")
 ALL_STATUSES = {"loaded", "superseded", "duplicate", "rejected"}
 RAW_TABLES = ("raw_apc", "raw_reablement", "raw_carehome", "raw_population", "raw_plan",

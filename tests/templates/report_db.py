@@ -3,7 +3,7 @@
 Two ICBs: Cornwall and the Isles of Scilly (Cornwall, large; Isles of Scilly, the smallest HWB in
 England, whose counts fall in the 1–7 band and must be suppressed), and Greater Manchester
 (Trafford). 26 months, four metrics (three with a plan, two with a unit cost). Tables are built
-with the same columns as the lead's views (contract §4 and the interface in the issue).
+with the same columns as the pipeline's views (the contract's section 4, and ARCHITECTURE.md).
 """
 from __future__ import annotations
 
