@@ -12,7 +12,10 @@ own totals are checked against its rows in `published_checks`.
 """
 from __future__ import annotations
 
+import csv
+import gzip
 import hashlib
+import io
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -65,13 +68,6 @@ class LoadResult:
 class LoadSummary:
     results: list[LoadResult] = field(default_factory=list)
 
-    @property
-    def changed(self) -> bool:
-        return any(r.status == "loaded" for r in self.results)
-
-    def count(self, status: str) -> int:
-        return sum(r.status == status for r in self.results)
-
 
 # ---------------------------------------------------------------- discovering files
 
@@ -95,7 +91,8 @@ def _load_order(path: Path) -> tuple:
         name = parse_file_name(path.name)
     except FileRejected:
         return (9, "", "", "", (), path.name)
-    free = tuple(int(t) if t.isdigit() else t.lower()
+    # (0, number) sorts before (1, text), so mixed free texts compare without a TypeError
+    free = tuple((0, int(t), "") if t.isdigit() else (1, 0, t.lower())
                  for t in _NATURAL.split(name.free_text or "") if t)
     return (DATASET_ORDER[name.dataset], name.period or name.edition or "", name.dataset,
             name.org_code.upper(), (name.free_text is not None,) + free, path.name)
@@ -128,10 +125,9 @@ def first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0][:300]
 
 
-def already_seen(con: duckdb.DuckDBPyConnection, item: LandingFile) -> bool:
-    """The same name with the same bytes was seen before: nothing to do, nothing to log."""
-    return con.execute("select count(*) from files where file_name = ? and sha256 = ?",
-                       [item.file_name, item.sha256]).fetchone()[0] > 0
+def seen_files(con: duckdb.DuckDBPyConnection) -> set[tuple[str, bytes]]:
+    """(name, SHA-256) of every file seen before: the same name and bytes again is not news."""
+    return set(con.execute("select file_name, sha256 from files").fetchall())
 
 
 def require_pseudo_key(items: list[LandingFile], pseudo_key: str | None) -> None:
@@ -177,10 +173,6 @@ def _csv_columns(path: Path) -> str:
 
 
 def _csv_header(path: Path) -> list[str]:
-    import csv
-    import gzip
-    import io
-
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
         with opener(path, "rb") as handle:
@@ -254,8 +246,9 @@ def _collect_rejects(con: duckdb.DuckDBPyConnection) -> None:
 def load_landing(con: duckdb.DuckDBPyConnection, landing: Path, *, pseudo_key: str | None,
                  on_file: Callable[[LoadResult], None] | None = None) -> LoadSummary:
     """Load every new file in the landing folder; return what happened to each."""
+    seen = seen_files(con)
     items = [inspect(con, p) for p in landing_files(landing)]
-    new = [i for i in items if not already_seen(con, i)]
+    new = [i for i in items if (i.file_name, i.sha256) not in seen]
     require_pseudo_key([i for i in new if not i.name_error], pseudo_key)
     summary = LoadSummary()
     for item in new:
@@ -334,20 +327,16 @@ def _check_file(item: LandingFile) -> None:
 
 def _check_columns(con, item: LandingFile) -> None:
     dataset = DATASETS[item.name.dataset]
-    have = {c.strip().upper() for c in _src_columns(con)}
+    names = [re.sub(r"__\d+$", "", n).strip().upper() for n in _column_map(con).values()]
+    have = set(names)
     missing = [c for c in dataset.required if c not in have]
     if dataset.person_required and not have & set(dataset.person_columns):
         missing.append(" or ".join(dataset.person_columns))
     if missing:
         raise FileRejected("missing_column", f"required column {', '.join(missing)} is missing")
-    duplicated = sorted({c for c in have if [x.strip().upper() for x in _src_columns(con)].count(c) > 1})
+    duplicated = sorted({c for c in have if names.count(c) > 1})
     if duplicated:
         raise FileRejected("duplicate_column", f"column {', '.join(duplicated)} appears twice")
-
-
-def _src_columns(con) -> list[str]:
-    names = [d[0] for d in con.execute("select * from src limit 0").description]
-    return [re.sub(r"__\d+$", "", n) for n in names if n != "line_number"]
 
 
 def _reject(con, file_id: int, item: LandingFile, rejected: FileRejected, *,
@@ -355,11 +344,7 @@ def _reject(con, file_id: int, item: LandingFile, rejected: FileRejected, *,
     """A rejected file loads nothing; readable rows are all quarantined under its reason."""
     rows = 0
     if rows_readable:
-        con.execute("insert into quarantine_rows select ?, ?, line_number, ?, ? from "
-                    "(select line_number from src union all select line_number from src_rejects)",
-                    [file_id, item.file_name, rejected.rule, f"file rejected: {rejected.detail}"])
-        rows = con.execute("select count(*) from quarantine_rows where file_id = ?",
-                           [file_id]).fetchone()[0]
+        rows = _quarantine_all(con, file_id, item, rejected)
     elif item.name_error and not item.read_error:
         rows = _quarantine_unnamed(con, file_id, item, rejected)
     result = LoadResult(item.file_name, "rejected", rows, 0, rows, rejection_reason(rejected))
@@ -372,6 +357,11 @@ def _quarantine_unnamed(con, file_id: int, item: LandingFile, rejected: FileReje
         read_into_src(con, item.path)
     except duckdb.Error:
         return 0
+    return _quarantine_all(con, file_id, item, rejected)
+
+
+def _quarantine_all(con, file_id: int, item: LandingFile, rejected: FileRejected) -> int:
+    """Every row read from a rejected file, kept under the file's reason; returns the count."""
     con.execute("insert into quarantine_rows select ?, ?, line_number, ?, ? from "
                 "(select line_number from src union all select line_number from src_rejects)",
                 [file_id, item.file_name, rejected.rule, f"file rejected: {rejected.detail}"])

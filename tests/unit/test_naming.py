@@ -46,3 +46,10 @@ def test_an_original_loads_before_its_resubmissions_whatever_the_order():
     ordered = [p.name for p in sorted((Path(n) for n in names), key=_load_order)]
     assert ordered == ["orgs_all.csv", "apc_RXH_2025-09.csv", "apc_RXH_2025-10.csv",
                        "apc_RXH_2025-10_v2.csv", "apc_RXH_2025-10_v10.csv"]
+
+
+def test_free_texts_of_any_shape_can_be_ordered():
+    from pathlib import Path
+    names = ["apc_RXH_2025-10_v2.csv", "apc_RXH_2025-10_2b.csv", "apc_RXH_2025-10_fix.csv"]
+    ordered = [p.name for p in sorted((Path(n) for n in names), key=_load_order)]
+    assert ordered == ["apc_RXH_2025-10_2b.csv", "apc_RXH_2025-10_fix.csv", "apc_RXH_2025-10_v2.csv"]
