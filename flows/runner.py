@@ -256,11 +256,6 @@ class InputIndex:
         return self._memo[key]
 
 
-def _input_files(con, month: date, datasets: set[str]) -> list[tuple[int, str, bytes]]:
-    """Loaded files whose rows can change this month's figures for these datasets."""
-    return InputIndex(con).files(month, datasets)
-
-
 def _fingerprint(files: list[tuple[int, str, bytes]]) -> str:
     return letters(hashlib.sha256(b"".join(sorted(f[2] for f in files))).digest())
 
@@ -397,15 +392,17 @@ def build_months(con, project: Project, plans: list[MonthPlan], *, run_id: str,
     result = BuildResult()
     stale = [p for p in plans if p.stale]
     create_views(con, project, tables=bool(stale))
+    index = InputIndex(con)   # no file loads during a build: read the inputs once
     for plan in stale:
-        _build_month(con, project, plan, run_id, result)
+        _build_month(con, project, plan, run_id, result, index)
         if on_month:
             on_month(plan)
     update_statuses(con)
     return result
 
 
-def _build_month(con, project: Project, plan: MonthPlan, run_id: str, result: BuildResult) -> None:
+def _build_month(con, project: Project, plan: MonthPlan, run_id: str, result: BuildResult,
+                 index: InputIndex) -> None:
     params = {"period_start": plan.month, "period_end": _month_end(plan.month)}
     con.execute("begin transaction")
     try:
@@ -414,7 +411,7 @@ def _build_month(con, project: Project, plan: MonthPlan, run_id: str, result: Bu
                         _used(model.sql, params))
         for model in project.metrics:
             if model.name in plan.models:
-                _write_metric(con, project, model, plan.month, params)
+                _write_metric(con, project, model, plan.month, params, index)
                 result.models_run += 1
         result.audits += _run_audits(con, project, plan.month, params, run_id)
         con.execute("commit")
@@ -508,13 +505,14 @@ def _rollup_sql(model: Model) -> str:
                                       denominator=denominator, value=value)
 
 
-def _write_metric(con, project: Project, model: Model, month: date, params: dict) -> None:
+def _write_metric(con, project: Project, model: Model, month: date, params: dict,
+                  index: InputIndex) -> None:
     metric_id = model.header["metric_id"]
     con.execute("delete from metric_cells where period_month = ? and metric_id = ?", [month, metric_id])
     sql = _rollup_sql(model)
     con.execute("insert into metric_cells " + sql,
                 _used(sql, {**params, "metric_id": metric_id, "scale": UNIT_SCALE[model.header["unit"]]}))
-    files = _input_files(con, month, _metric_datasets(project, model))
+    files = index.files(month, _metric_datasets(project, model))
     con.execute("insert or replace into model_builds (period_month, model, sql_fingerprint, "
                 "input_fingerprint, input_files) values (?, ?, ?, ?, ?)",
                 [month, model.name, project.fingerprint(model.name), _fingerprint(files),
