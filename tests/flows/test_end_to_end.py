@@ -10,7 +10,6 @@ from tests.conftest import run_contract_check
 def test_backfill_flow_renders_reports_and_passes_the_contract(prefect_harness, sample_landing, tmp_path,
                                                                monkeypatch):
     from flows.backfill import backfill_flow
-    from flows.sample import generate_landing  # noqa: F401  (the sample fixture used it)
 
     monkeypatch.setenv("JOINEDUP_PSEUDO_KEY", "e2e-test-key")
     db, reports = tmp_path / "j.duckdb", tmp_path / "reports"
