@@ -174,13 +174,15 @@ def _print_plan(record, settings) -> None:
 
 
 def _unloaded(settings) -> list[str]:
-    from flows.loader import landing_files, sha256_of
+    """Landing files not seen before (read-only: a dry run changes nothing)."""
     import duckdb
+
+    from flows.loader import landing_files, seen_files, sha256_of
     if not settings.db.exists():
         return [p.name for p in landing_files(settings.landing)]
     con = duckdb.connect(str(settings.db), read_only=True)
     try:
-        seen = set(con.execute("select file_name, sha256 from files").fetchall())
+        seen = seen_files(con)
     finally:
         con.close()
     return [p.name for p in landing_files(settings.landing) if (p.name, sha256_of(p)) not in seen]
@@ -193,11 +195,10 @@ def demo(landing: Optional[Path] = LandingOpt, db: Optional[Path] = DbOpt,
     """Make a realistic sample landing folder and run every month in it end to end."""
     from flows.sample import generate_landing
     try:
-        settings = _settings(landing, db, reports, None)
+        # The sample's NHS numbers are synthetic; a real deployment sets its own secret key.
         if not os.environ.get("JOINEDUP_PSEUDO_KEY"):
-            # The sample's NHS numbers are synthetic; a real deployment sets its own secret key.
             os.environ["JOINEDUP_PSEUDO_KEY"] = DEMO_KEY
-            settings = _settings(landing, db, reports, None)
+        settings = _settings(landing, db, reports, None)
         began = time.perf_counter()
         summary = generate_landing(settings.landing, seed=seed, months=months)
         console.print(f"Sample landing folder: {settings.landing} ({len(summary.files)} files, "
