@@ -116,8 +116,7 @@ def plan_step(con, months: list[date] | None, *, include_stale: bool = True, for
     any stale loaded month. A dry run writes nothing."""
     project = runner.load_project()
     if not dry_run:
-        runner.write_catalog(con, project)
-        runner.create_views(con, project)
+        runner.write_catalog(con, project)   # the build step creates the views
     available = runner.loaded_months(con)
     wanted = set(months or [])
     candidates = sorted((wanted & set(available)) | (set(available) if include_stale else set()))
