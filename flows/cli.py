@@ -177,15 +177,16 @@ def _unloaded(settings) -> list[str]:
     """Landing files not seen before (read-only: a dry run changes nothing)."""
     import duckdb
 
-    from flows.loader import landing_files, seen_files, sha256_of
+    from flows.loader import files_to_inspect, landing_files, seen_files, sha256_of
     if not settings.db.exists():
         return [p.name for p in landing_files(settings.landing)]
     con = duckdb.connect(str(settings.db), read_only=True)
     try:
         seen = seen_files(con)
+        maybe_new = files_to_inspect(con, settings.landing, seen)
     finally:
         con.close()
-    return [p.name for p in landing_files(settings.landing) if (p.name, sha256_of(p)) not in seen]
+    return [p.name for p in maybe_new if (p.name, sha256_of(p)) not in seen]
 
 
 @app.command()

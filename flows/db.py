@@ -32,6 +32,15 @@ create table if not exists quarantine_rows (
     rule varchar not null,
     detail varchar
 );
+-- The size and modification time each landing file had when it was hashed: a file that still
+-- has them is not read again (rsync's quick check), so a run's cost does not grow with the
+-- years of extracts kept in the landing folder.
+create table if not exists landing_stats (
+    file_name varchar primary key,
+    size_bytes bigint not null,
+    mtime_ns bigint not null,
+    sha256 blob not null
+);
 -- Months whose metrics a file's rows can change (NULL month: every month).
 create table if not exists file_months (file_id integer not null, month date);
 create table if not exists raw_apc (
@@ -99,6 +108,13 @@ create or replace view quarantine as
     select file_name, line_number, rule, detail from quarantine_rows
     order by file_id, line_number;
 """
+
+
+def relation_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """A table or view of that name exists (older databases and read-only looks may lack one)."""
+    return con.execute("select (select count(*) from duckdb_tables() where table_name = $name) "
+                       "+ (select count(*) from duckdb_views() where view_name = $name)",
+                       {"name": name}).fetchone()[0] > 0
 
 
 def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:

@@ -26,6 +26,7 @@ import duckdb
 
 from flows import identifiers, published
 from flows.datasets import DATASETS, Dataset
+from flows.db import relation_exists
 from flows.errors import FileRejected, PseudoKeyMissing
 from flows.naming import (PERIODIC_DATASETS, REFERENCE_DATASETS, FileName, month_start,
                           parse_file_name)
@@ -40,6 +41,8 @@ _NATURAL = re.compile(r"(\d+)")
 class LandingFile:
     path: Path
     sha256: bytes
+    size: int = 0              # size and modification time when it was hashed
+    mtime_ns: int = 0
     name: FileName | None = None
     name_error: FileRejected | None = None
     columns: list[str] | None = None
@@ -108,7 +111,8 @@ def sha256_of(path: Path) -> bytes:
 
 def inspect(con: duckdb.DuckDBPyConnection, path: Path) -> LandingFile:
     """Hash the file, parse its name and read its header, without loading it."""
-    item = LandingFile(path, sha256_of(path))
+    stat = path.stat()       # before hashing: a file changed meanwhile is hashed again next run
+    item = LandingFile(path, sha256_of(path), stat.st_size, stat.st_mtime_ns)
     try:
         item.name = parse_file_name(path.name)
     except FileRejected as rejected:
@@ -128,6 +132,30 @@ def first_line(error: Exception) -> str:
 def seen_files(con: duckdb.DuckDBPyConnection) -> set[tuple[str, bytes]]:
     """(name, SHA-256) of every file seen before: the same name and bytes again is not news."""
     return set(con.execute("select file_name, sha256 from files").fetchall())
+
+
+def files_to_inspect(con: duckdb.DuckDBPyConnection, landing: Path,
+                     seen: set[tuple[str, bytes]]) -> list[Path]:
+    """Landing files that may be new: every file except those with the name, size and
+    modification time they had when hashed, if that hash was seen."""
+    known = {}
+    if relation_exists(con, "landing_stats"):
+        known = {(name, size, mtime): digest for name, size, mtime, digest in con.execute(
+            "select file_name, size_bytes, mtime_ns, sha256 from landing_stats").fetchall()}
+    paths = []
+    for path in landing_files(landing):
+        stat = path.stat()
+        digest = known.get((path.name, stat.st_size, stat.st_mtime_ns))
+        if digest is None or (path.name, digest) not in seen:
+            paths.append(path)
+    return paths
+
+
+def remember_stats(con: duckdb.DuckDBPyConnection, items: list[LandingFile]) -> None:
+    """Record the size and modification time of files whose hash is now in `files`."""
+    if items:
+        con.executemany("insert or replace into landing_stats values (?, ?, ?, ?)",
+                        [(i.file_name, i.size, i.mtime_ns, i.sha256) for i in items])
 
 
 def require_pseudo_key(items: list[LandingFile], pseudo_key: str | None) -> None:
@@ -247,12 +275,14 @@ def load_landing(con: duckdb.DuckDBPyConnection, landing: Path, *, pseudo_key: s
                  on_file: Callable[[LoadResult], None] | None = None) -> LoadSummary:
     """Load every new file in the landing folder; return what happened to each."""
     seen = seen_files(con)
-    items = [inspect(con, p) for p in landing_files(landing)]
+    items = [inspect(con, p) for p in files_to_inspect(con, landing, seen)]
     new = [i for i in items if (i.file_name, i.sha256) not in seen]
+    remember_stats(con, [i for i in items if (i.file_name, i.sha256) in seen])   # e.g. touched
     require_pseudo_key([i for i in new if not i.name_error], pseudo_key)
     summary = LoadSummary()
     for item in new:
         result = load_file(con, item, pseudo_key=pseudo_key)
+        remember_stats(con, [item])
         summary.results.append(result)
         if on_file:
             on_file(result)

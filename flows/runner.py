@@ -25,6 +25,7 @@ import sqlglot
 from sqlglot import exp
 
 from flows import SQL_DIR
+from flows.db import relation_exists
 from flows.errors import AuditFailed, JoinedUpError
 
 ENGLAND = "E92000001"
@@ -325,13 +326,8 @@ def create_views(con, project: Project, *, tables: bool = False) -> None:
     for model in project.ordered(("view", "table")):
         if model.kind == "view":
             con.execute(f"create or replace view {model.name} as {model.sql}")
-        elif tables or not _exists(con, model.name):
+        elif tables or not relation_exists(con, model.name):
             refresh_table(con, project, model)
-
-
-def _exists(con, name: str) -> bool:
-    return con.execute("select count(*) from duckdb_tables() where table_name = ?",
-                       [name]).fetchone()[0] > 0
 
 
 def refresh_table(con, project: Project, model: Model) -> None:
@@ -346,15 +342,15 @@ def refresh_table(con, project: Project, model: Model) -> None:
     state = con.execute("select sql_fingerprint, file_ids from table_state where model = ?",
                         [model.name]).fetchone()
     fingerprint = project.fingerprint(model.name)
-    if key and state and state[0] == fingerprint and _exists(con, model.name):
-        _refresh_keys(con, model, key, datasets, new=sorted(set(files) - set(state[1])),
+    if key and state and state[0] == fingerprint and relation_exists(con, model.name):
+        _refresh_keys(con, project, model, key, datasets, new=sorted(set(files) - set(state[1])),
                       gone=sorted(set(state[1]) - set(files)))
     else:
         con.execute(f"create or replace table {model.name} as {model.sql}")
     con.execute("insert or replace into table_state values (?, ?, ?)", [model.name, fingerprint, files])
 
 
-def _refresh_keys(con, model: Model, key: str, datasets: list[str], *, new: list[int],
+def _refresh_keys(con, project: Project, model: Model, key: str, datasets: list[str], *, new: list[int],
                   gone: list[int]) -> None:
     if not new and not gone:
         return
@@ -365,8 +361,43 @@ def _refresh_keys(con, model: Model, key: str, datasets: list[str], *, new: list
         union select {key} from {model.name} where file_id in (select unnest($gone))""",
                 {"new": new, "gone": gone})
     con.execute(f"delete from {model.name} where ({key}) in (select ({key}) from changed_keys)")
-    con.execute(f"insert into {model.name} select * from ({model.sql}) "
-                f"where ({key}) in (select ({key}) from changed_keys)")
+    con.execute(f"insert into {model.name} {_sql_for_changed_keys(con, project, model, key)}")
+
+
+def _sql_for_changed_keys(con, project: Project, model: Model, key: str) -> str:
+    """The model's SQL reading only the changed keys' rows.
+
+    An `incremental_key` is the model's grain, and every view between it and the stored tables
+    keeps the key's rows apart (row-wise staging), so a key's rows depend only on its own input
+    rows. The key filter is applied at the stored tables, where DuckDB scans two columns to
+    apply it, and each upstream view is re-read through temp views over the filtered tables:
+    a filter on the view's output would be applied only after the view had computed every row.
+    """
+    columns = {c.strip() for c in key.split(",")}
+    renamed: dict[str, str] = {}
+    for upstream in project.upstream(model.name):
+        reads = referenced_tables(upstream.sql)
+        for table in sorted(reads - set(project.models) - set(renamed)):
+            if columns <= _columns(con, table):
+                con.execute(f"create or replace temp view changed__{table} as select * from {table} "
+                            f"where ({key}) in (select ({key}) from changed_keys)")
+                renamed[table] = f"changed__{table}"
+        if upstream.kind == "view" and reads & set(renamed):
+            con.execute(f"create or replace temp view changed__{upstream.name} as "
+                        f"{_rename_tables(upstream.sql, renamed)}")
+            renamed[upstream.name] = f"changed__{upstream.name}"
+    return (f"select * from ({_rename_tables(model.sql, renamed)}) "
+            f"where ({key}) in (select ({key}) from changed_keys)")
+
+
+def _columns(con, table: str) -> set[str]:
+    return {r[0] for r in con.execute(f"select column_name from (describe {table})").fetchall()}
+
+
+def _rename_tables(sql: str, renamed: dict[str, str]) -> str:
+    if not renamed:
+        return sql
+    return exp.replace_tables(sqlglot.parse_one(sql, read="duckdb"), renamed).sql(dialect="duckdb")
 
 
 def write_catalog(con, project: Project) -> None:

@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from flows import runner
+from flows.db import relation_exists
 from flows.errors import UserError
 from flows.settings import Settings
 
@@ -36,7 +37,7 @@ def _runs_table(con, limit: int) -> Table:
     table = Table(title="Latest runs")
     for column in ("started", "flow", "status", "months built", "files loaded", "rejected", "seconds"):
         table.add_column(column)
-    if not _has_table(con, "run_log"):
+    if not relation_exists(con, "run_log"):
         return table
     rows = con.execute("""
         select started_at, flow, status, len(months_built), files_loaded, files_rejected,
@@ -51,7 +52,7 @@ def _missing_table(con) -> Table:
     table = Table(title="Missing deliveries (expected every month from the first delivery on)")
     for column in ("dataset", "organisation", "months missing"):
         table.add_column(column)
-    if not _has_table(con, "deliveries"):
+    if not relation_exists(con, "deliveries"):
         return table
     rows = con.execute("""
         select dataset, org_code, string_agg(strftime(period_month, '%Y-%m'), ', ' order by period_month)
@@ -59,9 +60,3 @@ def _missing_table(con) -> Table:
     for row in rows:
         table.add_row(*row)
     return table
-
-
-def _has_table(con, name: str) -> bool:
-    return con.execute("select count(*) from duckdb_tables() where table_name = ? union all "
-                       "select count(*) from duckdb_views() where view_name = ?",
-                       [name, name]).fetchall() != [(0,), (0,)]

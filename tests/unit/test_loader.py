@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import re
 
 import pytest
@@ -163,6 +164,28 @@ def test_loading_twice_or_in_another_order_gives_the_same_database(tmp_path):
         single.write_bytes((landing / name).read_bytes())
     load(twice, tmp_path / "one")
     assert content(once) == content(twice)  # file ids may differ; nothing a reader sees does
+
+
+def test_files_unchanged_since_hashed_are_not_read_again_and_a_rewritten_one_is(con, tmp_path, monkeypatch):
+    from flows import loader
+
+    landing = tmp_path / "landing"
+    write_csv(landing / "apc_RXH_2025-10.csv", APC_HEADER, "RXH,S1,,70,1,E06000043,2025-10-03,21,,,,I50")
+    write_csv(landing / "apc_RXH_2025-11.csv", APC_HEADER, "RXH,S1,,70,1,E06000043,2025-10-03,21,,,,I50")
+    load(con, landing)
+    hashed = []
+    real_sha256_of = loader.sha256_of
+    monkeypatch.setattr(loader, "sha256_of", lambda path: hashed.append(path.name) or real_sha256_of(path))
+
+    assert load(con, landing).results == [] and hashed == []    # the quick check: name, size, mtime
+
+    rewritten = landing / "apc_RXH_2025-11.csv"    # replaced in place, same name and size
+    write_csv(rewritten, APC_HEADER, "RXH,S1,,71,1,E06000043,2025-10-03,21,,,,I50")
+    os.utime(rewritten, ns=(rewritten.stat().st_atime_ns, rewritten.stat().st_mtime_ns + 1))
+    results = load(con, landing).results
+    assert hashed == ["apc_RXH_2025-11.csv"]
+    assert [(r.file_name, r.status) for r in results] == [("apc_RXH_2025-11.csv", "loaded")]
+    assert con.execute("select startage from raw_apc where period = '2025-11-01'").fetchall() == [(71,)]
 
 
 def test_nhs_numbers_without_a_key_stop_the_run_before_anything_loads(con, tmp_path):
