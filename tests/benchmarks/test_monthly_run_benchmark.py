@@ -30,7 +30,7 @@ from flows.sample import generate_landing
 from flows.settings import Settings
 
 GOAL = 1.2
-REPEATS = 3
+REPEATS = 5
 STEPS = ("load", "plan", "build", "report")
 
 
