@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import nullcontext
 import time
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -81,8 +80,14 @@ class RichProgress:
               "report": "Rendering reports"}
 
     def __enter__(self):
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
-                                   TextColumn, TimeElapsedColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
         self.bars = Progress(SpinnerColumn(), TextColumn("{task.description:<18}"), BarColumn(),
                              MofNCompleteColumn(), TextColumn("{task.fields[item]}"),
                              TimeElapsedColumn(), console=console, transient=False)
@@ -106,8 +111,9 @@ class RichProgress:
 
 
 def _print_record(record) -> None:
-    from flows.pipeline import summary_markdown
     from rich.markdown import Markdown
+
+    from flows.pipeline import summary_markdown
 
     console.print(Markdown(summary_markdown(record)))
     if record.durations:
@@ -124,8 +130,8 @@ def _print_report(result: dict) -> None:
 
 @app.command()
 def run(month: str = typer.Option(..., "--month", help="The month to report, YYYY-MM"),
-        landing: Optional[Path] = LandingOpt, db: Optional[Path] = DbOpt,
-        reports: Optional[Path] = ReportsOpt, wait: Optional[float] = WaitOpt):
+        landing: Path | None = LandingOpt, db: Path | None = DbOpt,
+        reports: Path | None = ReportsOpt, wait: float | None = WaitOpt):
     """The scheduled job: load what is new, rebuild the month and any stale months, report."""
     from flows.pipeline import parse_month
     try:
@@ -141,8 +147,8 @@ def backfill(from_month: str = typer.Option(..., "--from", help="First month, YY
              to_month: str = typer.Option(..., "--to", help="Last month, YYYY-MM"),
              dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; change nothing"),
              force: bool = typer.Option(False, "--force", help="Rebuild every month in the range"),
-             landing: Optional[Path] = LandingOpt, db: Optional[Path] = DbOpt,
-             reports: Optional[Path] = ReportsOpt, wait: Optional[float] = WaitOpt):
+             landing: Path | None = LandingOpt, db: Path | None = DbOpt,
+             reports: Path | None = ReportsOpt, wait: float | None = WaitOpt):
     """Rebuild and re-render a range of months (stale ones, or all with --force)."""
     from flows import monthly, pipeline
     try:
@@ -190,8 +196,8 @@ def _unloaded(settings) -> list[str]:
 
 
 @app.command()
-def demo(landing: Optional[Path] = LandingOpt, db: Optional[Path] = DbOpt,
-         reports: Optional[Path] = ReportsOpt, months: int = typer.Option(24, help="Months to generate"),
+def demo(landing: Path | None = LandingOpt, db: Path | None = DbOpt,
+         reports: Path | None = ReportsOpt, months: int = typer.Option(24, help="Months to generate"),
          seed: int = typer.Option(42, help="Random seed for the sample")):
     """Make a realistic sample landing folder and run every month in it end to end."""
     from flows.sample import generate_landing
@@ -215,7 +221,7 @@ def demo(landing: Optional[Path] = LandingOpt, db: Optional[Path] = DbOpt,
 
 
 @app.command()
-def status(db: Optional[Path] = DbOpt, landing: Optional[Path] = LandingOpt,
+def status(db: Path | None = DbOpt, landing: Path | None = LandingOpt,
            runs: int = typer.Option(10, help="How many recent runs to show")):
     """Latest runs, loaded months, stale months and missing deliveries."""
     from flows import status as status_view

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import duckdb
 
-
 SCHEMA = """
 create sequence if not exists file_ids start 1;
 create table if not exists files (

@@ -17,10 +17,10 @@ import gzip
 import hashlib
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Callable
 
 import duckdb
 
@@ -28,8 +28,7 @@ from flows import identifiers, published
 from flows.datasets import DATASETS, Dataset
 from flows.db import relation_exists
 from flows.errors import FileRejected, PseudoKeyMissing
-from flows.naming import (PERIODIC_DATASETS, REFERENCE_DATASETS, FileName, month_start,
-                          parse_file_name)
+from flows.naming import PERIODIC_DATASETS, REFERENCE_DATASETS, FileName, month_start, parse_file_name
 from flows.rules import build_checked_sql
 
 # Reference data loads first so that every periodic file can be checked against it.
@@ -166,7 +165,7 @@ def require_pseudo_key(items: list[LandingFile], pseudo_key: str | None) -> None
                if i.columns and "NEWNHSNO" in {c.strip().upper() for c in i.columns}]
     if holders:
         raise PseudoKeyMissing(
-            f"{holders[0]}{' and %d more files' % (len(holders) - 1) if len(holders) > 1 else ''} "
+            f"{holders[0]}{f' and {len(holders) - 1} more files' if len(holders) > 1 else ''} "
             "hold NHS numbers (NEWNHSNO) but JOINEDUP_PSEUDO_KEY is not set, so they cannot be "
             "pseudonymised; nothing was loaded. Set it to your organisation's secret key, e.g. "
             "`export JOINEDUP_PSEUDO_KEY=...` (keep the same key for every run), and run again.")

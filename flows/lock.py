@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from flows.errors import DatabaseLocked
@@ -24,13 +24,10 @@ def writer_lock(db: Path, *, wait_seconds: float = 0):
     """Hold the database's writer lock, waiting at most `wait_seconds` for another run."""
     path = lock_path(db)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(path, "a+")
-    try:
+    with open(path, "a+") as handle:   # closing releases the flock; the stale holder text is harmless
         _acquire(handle, path, wait_seconds)
         _write_holder(handle)
         yield
-    finally:
-        handle.close()  # closing releases the flock; the stale holder text is harmless
 
 
 def _acquire(handle, path: Path, wait_seconds: float) -> None:
@@ -49,7 +46,7 @@ def _write_holder(handle) -> None:
     holder = {
         "pid": os.getpid(),
         "command": " ".join(sys.argv) or sys.executable,
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     handle.seek(0)
     handle.truncate()

@@ -11,7 +11,8 @@ PERIODIC_DATASETS = ("apc", "reablement", "carehome")
 REFERENCE_DATASETS = ("population", "plan", "orgs")
 EXTENSIONS = (".csv.gz", ".csv", ".parquet")
 
-_PERIODIC = re.compile(r"^(?P<dataset>[a-z]+)_(?P<org>[A-Za-z0-9]+)_(?P<period>\d{4}-\d{2})(?:_(?P<free>.+))?$")
+_PERIODIC = re.compile(
+    r"^(?P<dataset>[a-z]+)_(?P<org>[A-Za-z0-9]+)_(?P<period>\d{4}-\d{2})(?:_(?P<free>.+))?$")
 _REFERENCE = re.compile(r"^(?P<dataset>[a-z]+)_(?P<org>[A-Za-z0-9]+)(?:_(?P<free>.+))?$")
 # A year or financial year in a reference file's free text ("2024", "2025-26") is its edition.
 _EDITION = re.compile(r"^(\d{4}(?:-\d{2})?)")

@@ -10,7 +10,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -70,7 +70,7 @@ class RunRecord:
     flow: str
     parameters: dict
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-    started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
     durations: dict[str, float] = field(default_factory=dict)
     load: LoadSummary | None = None
     build: runner.BuildResult | None = None
@@ -146,7 +146,8 @@ def record_run(con, record: RunRecord, *, status: str, message: str | None = Non
     load, build = record.load, record.build
     results = load.results if load else []
     con.execute(
-        "insert or replace into run_log values (?, ?, ?, ?, current_timestamp, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "insert or replace into run_log values "
+        "(?, ?, ?, ?, current_timestamp, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [record.run_id, record.flow, json.dumps(record.parameters, default=str), record.started,
          status, build.months_built if build else [],
          sum(r.status == "loaded" for r in results), sum(r.status == "rejected" for r in results),

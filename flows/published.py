@@ -146,7 +146,8 @@ _AE_COLUMNS: dict[str, str] = {
     "over4h_other": r"(number of )?attendances over 4 ?hrs? other( a&e)? department",
     "over4h_booked_type1": r"(number of )?attendances over 4 ?hrs? booked appointments type 1",
     "over4h_booked_type2": r"(number of )?attendances over 4 ?hrs? booked appointments type 2",
-    "over4h_booked_other": r"(number of )?attendances over 4 ?hrs? booked appointments other( a&e)? department",
+    "over4h_booked_other":
+        r"(number of )?attendances over 4 ?hrs? booked appointments other( a&e)? department",
     # NHS England's header says "4-12 hs" (sic)
     "dta_4_12h": r"(number of )?patients who have waited 4 12 h[a-z]* from dta to admission",
     "dta_12h": r"(number of )?patients who have waited 12\+ h[a-z]* from dta to admission",
@@ -331,7 +332,8 @@ class _Rows:
         extra = [v for v in rec[self.named:] if v.strip()]
         if extra:
             self.quarantine(line, "field_count",
-                            f"{len(rec)} fields, the header names {self.named}; extra value '{extra[0].strip()}'")
+                            f"{len(rec)} fields, the header names {self.named}; "
+                            f"extra value '{extra[0].strip()}'")
             return False
         return True
 
@@ -532,7 +534,8 @@ def _read_discharge(headers: list[str], data: list[list[str]]) -> PublishedFile:
             continue
         day = _parse_date(rec[cols["date"]])
         if day is None:
-            rows.quarantine(line, "bad_date", f"{headers[cols['date']].strip()}='{rec[cols['date']].strip()}'")
+            rows.quarantine(line, "bad_date",
+                            f"{headers[cols['date']].strip()}='{rec[cols['date']].strip()}'")
             continue
         values, bad = _numbers(rec, cols, measures, headers)
         if bad:
@@ -561,7 +564,8 @@ def _read_discharge(headers: list[str], data: list[list[str]]) -> PublishedFile:
                           & pl.col("discharges_1701_2359").is_not_null()
                           & pl.col("discharges").is_not_null())
         published = int(split.get_column("discharges").sum() or 0)
-        computed = int((split.get_column("discharges_by_1700") + split.get_column("discharges_1701_2359")).sum() or 0)
+        computed = int((split.get_column("discharges_by_1700")
+                        + split.get_column("discharges_1701_2359")).sum() or 0)
         bad_rows = split.filter(pl.col("discharges_by_1700") + pl.col("discharges_1701_2359")
                                 != pl.col("discharges")).height
         checks.append({"check": "discharge_split", "column": "discharges", "published": published,
@@ -669,7 +673,8 @@ def _read_ons(headers: list[str], data: list[list[str]], preamble: list[str], fi
             try:
                 stated = _count(rec[cols["all_ages"]])
             except ValueError:
-                rows.quarantine(line, "bad_number", f"{headers[cols['all_ages']].strip()}='{rec[cols['all_ages']].strip()}'")
+                rows.quarantine(line, "bad_number",
+                                f"{headers[cols['all_ages']].strip()}='{rec[cols['all_ages']].strip()}'")
                 continue
             if stated is not None:
                 all_ages_published += stated

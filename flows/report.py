@@ -63,11 +63,12 @@ RAG_RULE = (
     "no status is given where there is no plan or the figure is suppressed."
 )
 SDC_RULE = (
-    "Below England level, counts from 1 to {t} are shown as * and other counts are rounded to "
-    "the nearest {m}. Rates, percentages and averages are calculated from the rounded counts and "
+    f"Below England level, counts from 1 to {sdc.SUPPRESSION_THRESHOLD} are shown as * and other "
+    f"counts are rounded to the nearest {sdc.ROUNDING_MULTIPLE}. Rates, percentages and averages "
+    "are calculated from the rounded counts and "
     "are not shown (*) where their numerator or denominator is. Differences from plan and their "
     "cost are calculated from rounded figures. England figures are not rounded."
-).format(t=sdc.SUPPRESSION_THRESHOLD, m=sdc.ROUNDING_MULTIPLE)
+)
 PROVIDER_RULE = (
     "Figures for individual hospital providers are NHS England's published statistics for each "
     "organisation: aggregate figures already in the public domain, not counts of patients living "

@@ -147,7 +147,7 @@ def assert_ledger_consistent(con, *, written_rows: dict[str, int] | None = None)
             where f.dataset = ? group by all
             having count(r.file_id) <> case when f.status = 'loaded' then f.rows_loaded else 0 end
         """, [dataset]).fetchall()
-        problems += [f"{n} ({s}): {got} raw rows, expected {'%d' % want if s == 'loaded' else 0}"
+        problems += [f"{n} ({s}): {got} raw rows, expected {want if s == 'loaded' else 0}"
                      for n, s, want, got in mismatched]
     # no row outlives its file's ledger row (a half-committed file would leave some behind)
     for table in RAW_TABLES + ("quarantine_rows", "file_months", "published_checks"):

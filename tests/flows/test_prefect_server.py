@@ -141,10 +141,9 @@ class Stack:
         return done
 
     def start(self, name: str, *args: str, env: dict | None = None) -> subprocess.Popen:
-        log = open(self.logs / f"{name}.log", "w")
-        proc = subprocess.Popen([PREFECT, *args], cwd=ROOT, env=env or self.env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
+        with open(self.logs / f"{name}.log", "w") as log:    # the child keeps its own copy
+            proc = subprocess.Popen([PREFECT, *args], cwd=ROOT, env=env or self.env, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
         self.processes.append(proc)
         return proc
 
@@ -310,8 +309,12 @@ def test_backfill_deployment_run_builds_months_and_renders_reports(stack):
     assert (stack.reports / "index.html").exists()
 
     # The Prefect run and the run_log row are the same run: its summary artifact names it.
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, \
-        FlowRunFilterId
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterKey,
+        FlowRunFilter,
+        FlowRunFilterId,
+    )
     with stack.client() as client:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["run-summary"])),

@@ -15,8 +15,7 @@ import pytest
 
 from flows.db import connect
 from flows.loader import load_landing
-from flows.runner import (build_months, ensure_schema, load_project, loaded_months, plan_months,
-                          write_catalog)
+from flows.runner import build_months, ensure_schema, load_project, loaded_months, plan_months, write_catalog
 
 ICB = "E54000057"
 HWB_A = "E08000003"

@@ -23,8 +23,17 @@ import flows
 from flows import SQL_DIR, monthly, runner
 from flows.db import connect
 from flows.settings import Settings
-from tests.sql.conftest import (APC_HEADER, ENGLAND, HWB_A, HWB_B, ICB, assert_cell, cells,
-                                write_csv, write_reference)
+from tests.sql.conftest import (
+    APC_HEADER,
+    ENGLAND,
+    HWB_A,
+    HWB_B,
+    ICB,
+    assert_cell,
+    cells,
+    write_csv,
+    write_reference,
+)
 
 A, B = HWB_A, HWB_B
 METRIC = "local_long_stay_65plus"

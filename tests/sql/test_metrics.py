@@ -10,11 +10,25 @@ import pytest
 
 from flows.db import connect
 from flows.runner import check_dependencies, load_project
-from tests.sql.conftest import (APC_HEADER, CAREHOME_HEADER, ENGLAND, HWB_A, HWB_B, ICB, OUTSIDE,
-                                REABLEMENT_HEADER, UNKNOWN, assert_cell, build, cells, statuses,
-                                write_csv, write_reference)
+from tests.sql.conftest import (
+    APC_HEADER,
+    CAREHOME_HEADER,
+    ENGLAND,
+    HWB_A,
+    HWB_B,
+    ICB,
+    OUTSIDE,
+    REABLEMENT_HEADER,
+    UNKNOWN,
+    assert_cell,
+    build,
+    cells,
+    statuses,
+    write_csv,
+    write_reference,
+)
 
-A, B, X, O = HWB_A, HWB_B, UNKNOWN, OUTSIDE
+A, B, X, OUT = HWB_A, HWB_B, UNKNOWN, OUTSIDE
 METRICS = ("emergency_admissions", "emergency_admissions_65plus", "avoidable_admissions",
            "falls_admissions_65plus", "readmissions_30d", "discharge_to_usual_residence",
            "mean_length_of_stay", "long_stay_21plus", "discharged_on_ready_date",
@@ -57,7 +71,7 @@ def admissions_landing(landing):
               f"R0A,S4,P4,80,2,{A},2025-10-05,11,,,,,R69X,,",          # elective
               f"R0A,S5,P5,90,1,{B},2025-10-20,2B,,,,,R69X,,",          # emergency transfer: counts
               f"R0A,S6,P6,70,1,{X},2025-10-12,21,,,,,R69X,,",          # residence unknown
-              f"R0A,S7,P7,70,1,{O},2025-10-12,21,,,,,R69X,,",          # outside our HWBs
+              f"R0A,S7,P7,70,1,{OUT},2025-10-12,21,,,,,R69X,,",          # outside our HWBs
               f"R0A,S8,P8,81,2,{A},2025-10-02,81,,,,,R69X,,",          # non-emergency transfer
               f"R0A,S10,P10,75,2,{A},2025-10-03,31,,,,,O80X,,")        # maternity; Nov says 21
     write_csv(landing / "apc_R0A_2025-11.csv", APC_HEADER,
@@ -171,7 +185,7 @@ def test_readmissions_30d(con, landing):
               f"R0A,S15,P11,70,1,{X},2025-10-13,21,,,,,R69X,,",
               f"R0A,S17,P13,70,1,{A},2025-10-05,21,2025-10-05,1,19,,R69X,,")  # same day: not its own readmission
     write_csv(landing / "apc_RM3_2025-10.csv", APC_HEADER,
-              f"RM3,T2,P3,40,1,{O},2025-10-22,11,2025-10-23,1,19,,R69X,,",   # elective, outside area
+              f"RM3,T2,P3,40,1,{OUT},2025-10-22,11,2025-10-23,1,19,,R69X,,",   # elective, outside area
               f"RM3,T3,P7,30,1,{X},2025-10-31,21,,,,,R69X,,",                # any residence, any age
               f"RM3,T4,P8,70,1,{B},2025-10-25,2B,,,,,R69X,,",                # emergency transfer
               f"RM3,T5,P10,70,1,{A},2025-10-14,21,,,,,R69X,,")               # admitted day -1
@@ -308,8 +322,8 @@ def test_care_home_admissions_65plus(con, landing):
               f"{B},C1,Q1,66,2025-10-15,RESIDENTIAL,Y,LA")       # same CLIENT_ID, other council
     write_csv(landing / f"carehome_{B}_2025-11.csv", CAREHOME_HEADER,
               f"{B},C2,Q2,50,2025-11-15,RESIDENTIAL,Y,LA")       # aged 50
-    write_csv(landing / f"carehome_{O}_2025-10.csv", CAREHOME_HEADER,
-              f"{O},C1,R1,80,2025-10-15,RESIDENTIAL,Y,LA")       # not one of our HWBs
+    write_csv(landing / f"carehome_{OUT}_2025-10.csv", CAREHOME_HEADER,
+              f"{OUT},C1,R1,80,2025-10-15,RESIDENTIAL,Y,LA")       # not one of our HWBs
     build(con, landing)
     oct_ = cells(con, "care_home_admissions_65plus", "2025-10")
     assert_cell(oct_[A], 3, 200, 1500.0)          # C1 C2 C7
@@ -346,8 +360,8 @@ def test_reablement_at_home_91d(con, landing):
               f"{B},L1,Q1,70,2025-07-15,2025-07-16,HOME",
               f"{B},L2,Q2,70,2025-07-16,2025-07-17,HOSPITAL",
               f"{B},L3,Q3,70,2025-10-05,2025-10-06,")
-    write_csv(landing / f"reablement_{O}_2025-10.csv", REABLEMENT_HEADER,
-              f"{O},M1,R1,70,2025-07-15,2025-07-16,HOME")       # not one of our HWBs
+    write_csv(landing / f"reablement_{OUT}_2025-10.csv", REABLEMENT_HEADER,
+              f"{OUT},M1,R1,70,2025-07-15,2025-07-16,HOME")       # not one of our HWBs
     build(con, landing)
     jul = cells(con, "reablement_at_home_91d", "2025-07")
     assert_cell(jul[A], 2, 5, 40.0)               # K1 K2 home of K1-K5

@@ -31,8 +31,7 @@ from flows.db import connect
 from flows.loader import load_landing
 from flows.runner import build_months, ensure_schema, load_project, loaded_months, plan_months
 from flows.settings import Settings
-from tests.sql.conftest import (APC_HEADER, ENGLAND, HWB_A, HWB_B, build, cells, write_csv,
-                                write_reference)
+from tests.sql.conftest import APC_HEADER, ENGLAND, HWB_A, HWB_B, build, cells, write_csv, write_reference
 
 A, B = HWB_A, HWB_B
 MONTHS = ["2025-05", "2025-06", "2025-07", "2025-08", "2025-09", "2025-10"]

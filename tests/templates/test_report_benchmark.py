@@ -11,8 +11,8 @@ from datetime import date
 
 import duckdb
 import pytest
-
 import report_db
+
 from flows.report import render_reports
 
 pytestmark = pytest.mark.benchmark

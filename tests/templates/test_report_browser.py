@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from report_db import CORNWALL_ICB, SCILLY
 
 CHROMIUM = "/usr/bin/chromium"

@@ -8,13 +8,22 @@ from datetime import date
 
 import duckdb
 import pytest
+from page_outline import assert_matches_golden
+from report_db import (
+    COMMUNITY_PROVIDER,
+    CORNWALL,
+    CORNWALL_ICB,
+    ENGLAND,
+    GM_ICB,
+    PROVIDER_METRICS,
+    SCILLY,
+    TRAFFORD,
+    add_provider_metrics,
+)
+from test_report_render import _A11y
 
 from flows import report, sdc
 from flows.report import render_reports
-from page_outline import assert_matches_golden
-from report_db import (COMMUNITY_PROVIDER, CORNWALL, CORNWALL_ICB, ENGLAND, GM_ICB, PROVIDER_METRICS,
-                       SCILLY, TRAFFORD, add_provider_metrics)
-from test_report_render import _A11y
 
 NOV = date(2025, 11, 1)
 CORNWALL_PROVIDERS = {"REF": "Royal Cornwall Hospitals NHS Trust",

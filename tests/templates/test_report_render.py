@@ -10,12 +10,19 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from page_outline import assert_matches_golden
+from report_db import (
+    CORNWALL,
+    CORNWALL_ICB,
+    GM_ICB,
+    SCILLY,
+    TRAFFORD,
+    add_local_metric,
+    add_provider_count_metric,
+)
 
 from flows import report, sdc
 from flows.report import Against, Change, render_reports
-from page_outline import assert_matches_golden
-from report_db import (CORNWALL, CORNWALL_ICB, GM_ICB, SCILLY, TRAFFORD, add_local_metric,
-                       add_provider_count_metric)
 
 MONTH_DIRS = ("2025-10", "2025-11")
 PAGES = (CORNWALL, SCILLY, TRAFFORD, CORNWALL_ICB, GM_ICB)

@@ -6,11 +6,11 @@ import json
 from datetime import date
 
 import pytest
+from report_db import CORNWALL, ENGLAND, SCILLY
 
 from flows import report, sdc
 from flows.errors import DisclosureError
 from flows.report import render_reports
-from report_db import CORNWALL, ENGLAND, SCILLY
 
 NOV = date(2025, 11, 1)
 
