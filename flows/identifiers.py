@@ -7,6 +7,7 @@ The pseudonym is HMAC-SHA-256 (RFC 2104) under JOINEDUP_PSEUDO_KEY, written in t
 from __future__ import annotations
 
 import hashlib
+import re
 
 BLOCK_SIZE = 64  # SHA-256 block size in bytes, as HMAC needs
 # Used for the councils' own CLIENT_IDs when no key is set: they are not NHS numbers, but are
@@ -36,6 +37,29 @@ def pseudonym_sql(value: str, *, pad: str = "hmac") -> str:
     """SQL for the pseudonym of text `value` (NULL stays NULL)."""
     digest = f"sha256(${pad}_outer || unhex(sha256(${pad}_inner || ({value})::blob)))"
     return f"translate(left({digest}, {PSEUDONYM_CHARS}), '0123456789', 'ghijklmnop')"
+
+
+# Ten digits, bare or written 3-3-4 with spaces or hyphens, not inside a longer run of digits:
+# anything that could be an NHS number typed into the wrong column.
+_TEN_DIGITS = r"([0-9]{3}[ -]?[0-9]{3}[ -]?[0-9]{4})"
+_NOT_DIGIT_BEFORE, _NOT_DIGIT_AFTER = r"(^|[^0-9])", r"([^0-9]|$)"
+WITHHELD = "<10-digit number withheld>"
+
+
+def withhold_numbers_sql(text: str) -> str:
+    """SQL: `text` with every number that could be an NHS number replaced by a marker, for
+    quarantine details, which quote the values they reject."""
+    pattern = _NOT_DIGIT_BEFORE + _TEN_DIGITS + _NOT_DIGIT_AFTER
+    once = f"regexp_replace({text}, '{pattern}', '\\1{WITHHELD}\\3', 'g')"
+    # twice: a match takes the character after it, so a second number right behind is missed
+    return f"regexp_replace({once}, '{pattern}', '\\1{WITHHELD}\\3', 'g')"
+
+
+def withhold_numbers(text: str | None) -> str | None:
+    """The same in Python, for details built outside SQL."""
+    if text is None:
+        return None
+    return re.sub(rf"(?<![0-9]){_TEN_DIGITS}(?![0-9])", WITHHELD, text)
 
 
 def clean_nhs_number_sql(value: str) -> str:

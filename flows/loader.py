@@ -598,5 +598,5 @@ def _insert_published_quarantine(con, file_id: int, file_name: str,
                                  pub: published.PublishedFile) -> None:
     if pub.quarantined:
         con.executemany("insert into quarantine_rows values (?, ?, ?, ?, ?)",
-                        [[file_id, file_name, line, rule, detail]
+                        [[file_id, file_name, line, rule, identifiers.withhold_numbers(detail)]
                          for line, rule, detail in pub.quarantined])

@@ -1,8 +1,9 @@
 """Row rules of the contract (section 2), as one SQL query over the text table `src`.
 
 `build_checked_sql` returns a SELECT giving, per input row, its typed values, `rule` (the name
-of the first rule it fails, NULL when it loads) and `detail` (what is wrong and where, never an
-NHS number). Rules run in the order below, so a row is quarantined under its most basic fault.
+of the first rule it fails, NULL when it loads) and `detail` (what is wrong and where; never a
+person's id, and any number that could be an NHS number is withheld). Rules run in the order
+below, so a row is quarantined under its most basic fault.
 """
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ import re
 from datetime import date
 
 from flows.datasets import Column, Dataset
-from flows.identifiers import clean_nhs_number_sql, nhs_number_valid_sql, pseudonym_sql
+from flows.identifiers import (clean_nhs_number_sql, nhs_number_valid_sql, pseudonym_sql,
+                               withhold_numbers_sql)
 
 AGE_MAX = 120
 # HES STARTAGE 7001-7007: under one year (treated as 0 by the models).
 INFANT_AGE_CODES = (7001, 7007)
+# Key columns that identify a person: a quarantine detail names them but never shows them.
+PERSON_KEY_COLUMNS = {"CLIENT_ID"}
 POPULATION_AGE_MAX = 90  # ONS single year of age; 90 means 90 and over
 
 
@@ -181,8 +185,16 @@ def build_checked_sql(dataset: Dataset, colmap: dict[str, str], *, org_code: str
     rule_names = "[" + ", ".join(f"'{name}'" for _, name, _ in rules) + "]"
     case_detail = " ".join(f"when {i} then {detail}" for i, (_, _, detail) in enumerate(rules))
     key = ", ".join(f"t.{k}" for k in dataset.key)
-    dup_detail = " || ', ' || ".join(f"'{k} ' || coalesce(t.{k}::varchar, '')" for k in dataset.key)
+    dup_detail = " || ', ' || ".join(
+        f"'{k} (not shown)'" if k in PERSON_KEY_COLUMNS else f"'{k} ' || coalesce(t.{k}::varchar, '')"
+        for k in dataset.key)
     typed_out = ", ".join(f"t_{n} as {n}" for n in names)
+    detail = f"""case
+        when failed_rule is not null then coalesce(case failed_rule {case_detail} end,
+                                                   {rule_names}[failed_rule + 1])
+        when key_count > 1 then 'the key (' || {dup_detail} ||
+             ') appears ' || key_count || ' times in the file; none of them is loaded'
+    end"""
     return _typed_refs(f"""
         with r as (
             select src.line_number, {', '.join(raw_cols + person_read)} from src
@@ -198,10 +210,6 @@ def build_checked_sql(dataset: Dataset, colmap: dict[str, str], *, org_code: str
         select r.line_number, {typed_out}, {', '.join(person_judged)},
                case when failed_rule is not null then {rule_names}[failed_rule + 1]
                     when key_count > 1 then 'duplicate_key' end as rule,
-               case when failed_rule is not null then coalesce(case failed_rule {case_detail} end,
-                                                               {rule_names}[failed_rule + 1])
-                    when key_count > 1 then 'the key (' || {dup_detail} ||
-                         ') appears ' || key_count || ' times in the file; none of them is loaded'
-               end as detail
+               {withhold_numbers_sql(detail)} as detail
         from failed as r
     """)
