@@ -185,6 +185,28 @@ def _reader_sql(path: Path, *, header_only: bool = False) -> str:
             f"auto_detect = false{rejects}{_csv_columns(path)})")
 
 
+def _parquet_as_text(con: duckdb.DuckDBPyConnection, path: Path) -> str:
+    """Each Parquet column as the text a CSV would hold: a date-time at midnight as its date
+    (writers store dates as timestamps), and a whole float as an integer (pandas writes an
+    integer column with gaps as float64, so an age 70 arrives as 70.0)."""
+    exprs = []
+    for name, type_ in con.execute(f"select column_name, column_type from (describe select * "
+                                   f"from {_reader_sql(path, header_only=True)})").fetchall():
+        if name == "file_row_number":
+            continue
+        col = '"' + name.replace('"', '""') + '"'
+        if type_.startswith("TIMESTAMP") or type_ == "DATE":
+            text = (f"case when {col}::date = {col} then strftime({col}::date, '%Y-%m-%d') "
+                    f"else {col}::varchar end")
+        elif type_ in ("DOUBLE", "FLOAT") or type_.startswith("DECIMAL"):
+            text = (f"coalesce(case when {col} = trunc({col}) then try_cast({col} as hugeint)::varchar end, "
+                    f"{col}::varchar)")
+        else:
+            text = f"{col}::varchar"
+        exprs.append(f"{text} as {col}")
+    return ", ".join(exprs)
+
+
 def _csv_columns(path: Path) -> str:
     """Column names from the header line, so the CSV reader never has to guess them."""
     names = _csv_header(path)
@@ -192,9 +214,12 @@ def _csv_columns(path: Path) -> str:
         raise duckdb.InvalidInputException("the file is empty: it has no header row")
     seen: dict[str, int] = {}
     cols = []
-    for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        unique = name if seen[name] == 1 else f"{name}__{seen[name]}"
+    for position, name in enumerate(names, start=1):
+        # DuckDB needs a name for every column and compares names ignoring case; an empty
+        # name (a trailing comma in the header) is a column the contract does not use
+        name = name or f"__unnamed_{position}"
+        seen[name.upper()] = seen.get(name.upper(), 0) + 1
+        unique = name if seen[name.upper()] == 1 else f"{name}__{seen[name.upper()]}"
         cols.append(f"'{unique.replace(chr(39), chr(39) * 2)}': 'VARCHAR'")
     return ", skip = 1, header = false, columns = {" + ", ".join(cols) + "}"
 
@@ -210,7 +235,14 @@ def _csv_header(path: Path) -> list[str]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise duckdb.InvalidInputException("the header is not UTF-8 text") from None
-    row = next(csv.reader(io.StringIO(text)), [])
+    if "\r" in text.rstrip("\r\n"):
+        raise duckdb.InvalidInputException(
+            "its lines end in a carriage return only (an old Mac format); save it with LF or "
+            "CRLF line endings")
+    try:
+        row = next(csv.reader(io.StringIO(text)), [])
+    except csv.Error as error:
+        raise duckdb.InvalidInputException(f"the header line cannot be read: {error}") from None
     return [c.strip() for c in row]
 
 
@@ -228,12 +260,10 @@ def read_into_src(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, int]
     columns go to `src_rejects` with their data-line number.
     """
     # The CSV reader appends to these temporary tables; start each file with them empty.
-    con.execute("drop table if exists src; drop table if exists src_rejects; "
-                "drop table if exists reject_errors; drop table if exists reject_scans")
+    drop_working_tables(con)
     if path.name.lower().endswith(".parquet"):
         con.execute(f"create temp table src as select file_row_number + 1 as line_number, "
-                    f"columns(lambda c: c <> 'file_row_number')::varchar "
-                    f"from {_reader_sql(path)}")
+                    f"{_parquet_as_text(con, path)} from {_reader_sql(path)}")
         con.execute("create temp table src_rejects (line_number bigint, detail varchar)")
     else:
         con.execute(f"create temp table src as select row_number() over () as line_number, * "
@@ -242,6 +272,13 @@ def read_into_src(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, int]
     read = con.execute("select count(*) from src").fetchone()[0]
     bad = con.execute("select count(*) from src_rejects").fetchone()[0]
     return read, bad
+
+
+def drop_working_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """The temporary tables a load works in hold rows as read, NHS numbers included."""
+    con.execute("drop table if exists src; drop table if exists src_rejects; "
+                "drop table if exists reject_errors; drop table if exists reject_scans; "
+                "drop table if exists checked")
 
 
 def _collect_rejects(con: duckdb.DuckDBPyConnection) -> None:
@@ -281,6 +318,7 @@ def load_landing(con: duckdb.DuckDBPyConnection, landing: Path, *, pseudo_key: s
     summary = LoadSummary()
     for item in new:
         result = load_file(con, item, pseudo_key=pseudo_key)
+        drop_working_tables(con)
         remember_stats(con, [item])
         summary.results.append(result)
         if on_file:
@@ -343,8 +381,14 @@ def rejection_reason(rejected: FileRejected) -> str:
 
 
 def _is_duplicate(con, item: LandingFile) -> bool:
-    return con.execute("select count(*) from files where sha256 = ?",
-                       [item.sha256]).fetchone()[0] > 0
+    """The same bytes as a file that loaded. Not a rejected file's bytes: they may come back
+    under a corrected name, as the rejection advises. Not an empty return (header only) for
+    another organisation or month either: it is a delivery of its own, with nothing in it."""
+    identity = _ledger(item)[3]
+    return con.execute(
+        "select count(*) from files where sha256 = ? and status in ('loaded', 'superseded') "
+        "and (rows_in > 0 or identity is not distinct from ?)",
+        [item.sha256, identity]).fetchone()[0] > 0
 
 
 def _check_file(item: LandingFile) -> None:

@@ -11,8 +11,7 @@ import re
 from datetime import date
 
 from flows.datasets import Column, Dataset
-from flows.identifiers import (clean_nhs_number_sql, nhs_number_valid_sql, pseudonym_sql,
-                               withhold_numbers_sql)
+from flows.identifiers import clean_nhs_number_sql, nhs_number_valid_sql, pseudonym_sql, withhold_numbers_sql
 
 AGE_MAX = 120
 # HES STARTAGE 7001-7007: under one year (treated as 0 by the models).
@@ -33,14 +32,20 @@ def _raw(colmap: dict[str, str], name: str) -> str:
     return f"nullif(trim(src.\"{colmap[name]}\"), '')"
 
 
+# Whole numbers only: a cast alone would round 64.5 to 65 and read 1e2 or 0x41 as numbers.
+INTEGER_TEXT = "[+-]?[0-9]+"
+# Four-digit years only: strptime reads 01/10/25 as the year 25.
+DATE_TEXT = "[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}|[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}"
+
+
 def _typed(column: Column, raw: str) -> str:
     if column.type == "int":
-        return f"try_cast({raw} as integer)"
+        return f"case when regexp_full_match({raw}, '{INTEGER_TEXT}') then try_cast({raw} as integer) end"
     if column.type == "number":
         return f"try_cast({raw} as double)"
     if column.type == "date":
-        return (f"coalesce(try_strptime({raw}, '%Y-%m-%d'), "
-                f"try_strptime({raw}, '%d/%m/%Y'))::date")
+        return (f"case when regexp_full_match({raw}, '{DATE_TEXT}') then "
+                f"coalesce(try_strptime({raw}, '%Y-%m-%d'), try_strptime({raw}, '%d/%m/%Y'))::date end")
     if column.codes:
         return f"upper({raw})"
     return raw
@@ -67,7 +72,8 @@ def _column_rules(dataset: Dataset, colmap: dict[str, str], org_code: str) -> li
     for column in dataset.columns:
         if column.type in ("int", "number", "date"):
             rule = "bad_date" if column.type == "date" else "bad_number"
-            what = "a date (YYYY-MM-DD or DD/MM/YYYY)" if column.type == "date" else "a number"
+            what = {"date": "a date (YYYY-MM-DD or DD/MM/YYYY)", "int": "a whole number",
+                    "number": "a number"}[column.type]
             rules.append(_rule(f"r.{column.name} is not null and t.{column.name} is null", rule,
                                f"'{column.name} ''' || r.{column.name} || ''' is not {what}'"))
     return rules
@@ -142,8 +148,14 @@ def _person_columns(dataset: Dataset, colmap: dict[str, str]) -> tuple[list[str]
         return ([], ["cast(null as varchar) as person_id", "false as nhs_number_invalid"])
     nhs = _raw(colmap, "NEWNHSNO")
     clean = clean_nhs_number_sql(nhs)
+    pseudo = _raw(colmap, "PSEUDO_ID")
+    pseudo_clean = clean_nhs_number_sql(pseudo)
+    # A PSEUDO_ID that is in fact a valid NHS number is pseudonymised like one, never stored.
+    pseudo_is_nhs = nhs_number_valid_sql(pseudo_clean, f"try_cast({pseudo_clean} as bigint)")
     read = [f"{nhs} is not null as nhs_present", f"{clean} as nhs_clean",
-            f"try_cast({clean} as bigint) as nhs_bigint", f"{_raw(colmap, 'PSEUDO_ID')} as pseudo_id_raw"]
+            f"try_cast({clean} as bigint) as nhs_bigint",
+            f"case when coalesce({pseudo_is_nhs}, false) then {pseudonym_sql(pseudo_clean)} "
+            f"else {pseudo} end as pseudo_id_raw"]
     if "CLIENT_ID" in colmap:
         # upper(): the same council's code written in another case is the same person's key
         client = "upper(" + _raw(colmap, "LA_CODE") + ") || chr(31) || " + _raw(colmap, "CLIENT_ID")
