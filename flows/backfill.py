@@ -38,7 +38,7 @@ def backfill_flow(from_month: Month, to_month: Month, dry_run: bool = False, for
     if dry_run:
         record = dry_run_plan(flow_name="backfill", months=months, settings=settings,
                               parameters=parameters)
-        print(pipeline.summary_markdown(record))
+        print(pipeline.summary_markdown(record, rendered=False))
         return {"run_id": record.run_id, "plan": plan_rows(record)}
     record = run_job(flow_name="backfill", months=months, settings=settings, parameters=parameters,
                      include_stale=False, force=force)

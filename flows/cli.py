@@ -115,7 +115,12 @@ def _print_record(record) -> None:
 
     from flows.pipeline import summary_markdown
 
-    console.print(Markdown(summary_markdown(record)))
+    # On a terminal, rendered; in cron and CI logs the Markdown text itself, whose table cells
+    # are never cut to the width of a terminal that is not there.
+    if console.is_terminal:
+        console.print(Markdown(summary_markdown(record)))
+    else:
+        print(summary_markdown(record, rendered=False))
     if record.durations:
         console.print("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in record.durations.items()))
 
@@ -138,7 +143,7 @@ def run(month: str = typer.Option(..., "--month", help="The month to report, YYY
         settings = _settings(landing, db, reports, wait)
         months = [parse_month(month)]
         _print_report(_run("monthly", months, settings, {"month": month}, include_stale=True))
-    except UserError as error:
+    except (UserError, OSError) as error:   # OSError: a folder or file the run cannot use
         _fail(error)
 
 
@@ -160,7 +165,7 @@ def backfill(from_month: str = typer.Option(..., "--from", help="First month, YY
                                              settings=settings, parameters=params), settings)
             return
         _print_report(_run("backfill", months, settings, params, include_stale=False, force=force))
-    except UserError as error:
+    except (UserError, OSError) as error:   # OSError: a folder or file the run cannot use
         _fail(error)
 
 
@@ -175,7 +180,7 @@ def _print_plan(record, settings) -> None:
     out.print(table if record.plans else "Nothing to rebuild: every month in the range is up to date.")
     waiting = _unloaded(settings)
     if waiting:
-        out.print(f"{len(waiting)} files in {settings.landing} are not loaded yet; a real run loads "
+        out.print(f"{len(waiting)} file{'s' if len(waiting) != 1 else ''} in {settings.landing} not loaded yet; a real run loads "
                   f"them first and may mark more months stale: {', '.join(waiting[:5])}")
 
 
@@ -216,7 +221,7 @@ def demo(landing: Path | None = LandingOpt, db: Path | None = DbOpt,
         result = _run("backfill", month_range(parse_month(first), parse_month(last)), settings,
                       params, include_stale=False)
         _print_report(result)
-    except UserError as error:
+    except (UserError, OSError) as error:   # OSError: a folder or file the run cannot use
         _fail(error)
 
 
@@ -228,7 +233,7 @@ def status(db: Path | None = DbOpt, landing: Path | None = LandingOpt,
     try:
         settings = _settings(landing, db, None, None)
         status_view.show(settings, Console(), runs=runs)
-    except UserError as error:
+    except (UserError, OSError) as error:   # OSError: a folder or file the run cannot use
         _fail(error)
 
 

@@ -6,6 +6,7 @@ Prefect API at all. Each step takes the open database connection of the one writ
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from contextlib import contextmanager
@@ -169,14 +170,17 @@ def months_to_report(con, requested: list[date], build: runner.BuildResult | Non
     return sorted((set(requested) & have) | rebuilt)
 
 
-def summary_markdown(record: RunRecord) -> str:
-    """The run's summary for people: files, months, audits, where the report is."""
+def summary_markdown(record: RunRecord, *, rendered: bool = True) -> str:
+    """The run's summary for people: files, months, audits, where the report is. For a
+    Markdown renderer, names and reasons are escaped; `rendered=False` keeps them as written,
+    for plain-text logs."""
+    cell = _md if rendered else str
     lines = [f"# joinedup {record.flow} run {record.run_id}", ""]
     if record.load:
         lines += ["## Files", "", "| file | status | rows in | loaded | quarantined | reason |",
                   "|---|---|---:|---:|---:|---|"]
-        lines += [f"| {r.file_name} | {r.status} | {r.rows_in} | {r.rows_loaded} | "
-                  f"{r.rows_quarantined} | {r.reason or ''} |" for r in record.load.results]
+        lines += [f"| {cell(r.file_name)} | {r.status} | {r.rows_in} | {r.rows_loaded} | "
+                  f"{r.rows_quarantined} | {cell(r.reason or '')} |" for r in record.load.results]
         if not record.load.results:
             lines.append("| (no new files) | | | | | |")
         lines.append("")
@@ -192,6 +196,12 @@ def summary_markdown(record: RunRecord) -> str:
     if record.report_index:
         lines += ["", f"Report index: {record.report_index}"]
     return "\n".join(lines)
+
+
+def _md(text: str) -> str:
+    """Text shown as written in a Markdown table: a reason's `<dataset>` is not an HTML tag,
+    its `[_<text>]` not a link, and a `|` does not end the cell."""
+    return re.sub(r"([\\|<>\[\]*`])", r"\\\1", text)
 
 
 def _reasons(plan: runner.MonthPlan) -> str:

@@ -5,7 +5,7 @@ grain: period_month, metric_id, area_code
 depends_on: deliveries, metric_cells, metric_catalog, dim_hwb, stg_reablement, files, file_months
 description: Which cells are provisional, and why. A month is provisional for a metric while its
   follow-up window (metric_catalog.follow_up_days) has not passed by the end of the latest period
-  loaded, or while an expected file is missing (a provider or local authority is expected every
+  loaded (of the datasets it reads; of any dataset while none of those has arrived), or while an expected file is missing (a provider or local authority is expected every
   month from its first delivery on), or while no loaded file of a dataset the metric reads covers
   the month at all (e.g. a month loaded only from NHS England's published A&E files: its apc
   metrics are zeros until apc extracts arrive). area_code NULL means every area.
@@ -28,8 +28,11 @@ follow_up as (
     select c.period_month, c.metric_id, null as area_code, 'follow-up window not yet passed' as reason
     from cells as c
     where c.follow_up_days > 0
-      and last_day(c.period_month) + c.follow_up_days::integer > (
-          select last_day(max(l.latest_month)) from latest as l where list_contains(c.datasets, l.dataset)
+      and last_day(c.period_month) + c.follow_up_days::integer > coalesce(
+          -- the latest period of the data the follow-up is read from ...
+          (select last_day(max(l.latest_month)) from latest as l where list_contains(c.datasets, l.dataset)),
+          -- ... or, while none of it has arrived, the latest period of anything loaded
+          (select last_day(max(l.latest_month)) from latest as l)
       )
 ),
 
