@@ -180,8 +180,9 @@ def _print_plan(record, settings) -> None:
     out.print(table if record.plans else "Nothing to rebuild: every month in the range is up to date.")
     waiting = _unloaded(settings)
     if waiting:
-        out.print(f"{len(waiting)} file{'s' if len(waiting) != 1 else ''} in {settings.landing} not loaded yet; a real run loads "
-                  f"them first and may mark more months stale: {', '.join(waiting[:5])}")
+        files = f"{len(waiting)} file{'s' if len(waiting) != 1 else ''}"
+        out.print(f"{files} in {settings.landing} not loaded yet; a real run loads them first "
+                  f"and may mark more months stale: {', '.join(waiting[:5])}")
 
 
 def _unloaded(settings) -> list[str]:
