@@ -120,7 +120,8 @@ def _print_record(record) -> None:
     if console.is_terminal:
         console.print(Markdown(summary_markdown(record)))
     else:
-        print(summary_markdown(record, rendered=False))
+        console.print(summary_markdown(record, rendered=False), markup=False, highlight=False,
+                      soft_wrap=True)
     if record.durations:
         console.print("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in record.durations.items()))
 

@@ -211,7 +211,9 @@ def _csv_columns(path: Path) -> str:
     """Column names from the header line, so the CSV reader never has to guess them."""
     names = _csv_header(path)
     if not names:
-        raise duckdb.InvalidInputException("the file is empty: it has no header row")
+        raise duckdb.InvalidInputException(
+            "its first line is empty: the header row must be the first line"
+            if _has_text_after_first_line(path) else "the file is empty: it has no header row")
     seen: dict[str, int] = {}
     cols = []
     for position, name in enumerate(names, start=1):
@@ -224,8 +226,21 @@ def _csv_columns(path: Path) -> str:
     return ", skip = 1, header = false, columns = {" + ", ".join(cols) + "}"
 
 
+def _opener(path: Path):
+    return gzip.open if path.name.lower().endswith(".gz") else open
+
+
+def _has_text_after_first_line(path: Path) -> bool:
+    try:
+        with _opener(path)(path, "rb") as handle:
+            handle.readline(1 << 20)
+            return handle.read(1 << 16).strip() != b""
+    except (OSError, EOFError):
+        return False
+
+
 def _csv_header(path: Path) -> list[str]:
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    opener = _opener(path)
     try:
         with opener(path, "rb") as handle:
             raw = handle.readline(1 << 20)
@@ -406,7 +421,10 @@ def _check_columns(con, item: LandingFile) -> None:
     if dataset.person_required and not have & set(dataset.person_columns):
         missing.append(" or ".join(dataset.person_columns))
     if missing:
-        raise FileRejected("missing_column", f"required column {', '.join(missing)} is missing")
+        separator = next((s for s in (";", "\t", "|") if len(names) == 1 and s in names[0]), None)
+        hint = (f" (the header is one column holding {separator!r}: the file looks separated by "
+                f"{separator!r}; the contract asks for commas)") if separator else ""
+        raise FileRejected("missing_column", f"required column {', '.join(missing)} is missing{hint}")
     duplicated = sorted({c for c in have if names.count(c) > 1})
     if duplicated:
         raise FileRejected("duplicate_column", f"column {', '.join(duplicated)} appears twice")
@@ -523,7 +541,9 @@ def _insert_quarantine(con, file_id: int, file_name: str) -> None:
         select ?, ?, line_number, rule, detail from checked where rule is not null
         union all
         select ?, ?, line_number, 'malformed_row',
-               'the line does not split into the header''s columns (' || detail || ')'
+               case when detail like '%INVALID ENCODING%'
+                    then 'the line is not UTF-8 text (' || detail || '); the file must be saved as UTF-8'
+                    else 'the line does not split into the header''s columns (' || detail || ')' end
         from src_rejects
     """, [file_id, file_name, file_id, file_name])
 

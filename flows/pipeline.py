@@ -106,7 +106,8 @@ def open_writer(settings: Settings):
 def load_step(con: duckdb.DuckDBPyConnection, settings: Settings, on_file=None) -> LoadSummary:
     """Load every new file in the landing folder."""
     if not settings.landing.is_dir():
-        raise SettingsError(f"the landing folder {settings.landing} does not exist: point "
+        problem = "is not a folder" if settings.landing.exists() else "does not exist"
+        raise SettingsError(f"the landing folder {settings.landing} {problem}: point "
                             "--landing or JOINEDUP_LANDING at the folder the extracts arrive in")
     return load_landing(con, settings.landing, pseudo_key=settings.pseudo_key, on_file=on_file)
 

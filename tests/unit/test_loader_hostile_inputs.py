@@ -154,3 +154,19 @@ def test_a_reader_error_never_escapes_as_a_crash(con, tmp_path):
     except (duckdb.Error, ValueError) as error:   # pragma: no cover - the failure this guards
         pytest.fail(f"the run crashed: {error}")
     assert log(con)["apc_RXH_2025-10.csv"][0] == "rejected"
+
+
+def test_messages_say_what_is_wrong_with_the_file_as_sent(con, tmp_path):
+    landing = tmp_path / "landing"
+    write_csv(landing / "apc_RXA_2025-10.csv", "", "RXA,S1,,70,1,E06000043,2025-10-03,21,,,,I50")
+    write_csv(landing / "apc_RXB_2025-10.csv", APC_HEADER.replace(",", ";"),
+              "RXB;S1;;70;1;E06000043;2025-10-03;21;;;;I50")
+    (landing / "apc_RXC_2025-10.csv").write_bytes(
+        (APC_HEADER + "\nRXC,S1,,70,1,E06000043,2025-10-03,21,,,,I50\n").encode()
+        + "RXC,S2,,70,1,E06000043,2025-10-03,21,,,,Café\n".encode("cp1252"))
+    load(con, landing)
+    reasons = dict(con.execute("select file_name, reason from load_log").fetchall())
+    assert "first line is empty" in reasons["apc_RXA_2025-10.csv"]
+    assert "separated by ';'" in reasons["apc_RXB_2025-10.csv"]
+    assert log(con)["apc_RXC_2025-10.csv"] == ("loaded", 2, 1, 1)
+    assert "not UTF-8" in con.execute("select detail from quarantine where file_name = 'apc_RXC_2025-10.csv'").fetchone()[0]
