@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-import duckdb
 import pytest
 
 from flows.db import connect
@@ -145,15 +144,17 @@ def test_no_nhs_number_or_council_person_id_is_stored_however_it_arrives(con, tm
     assert stored_nhs_like_values(con) == []
 
 
-def test_a_reader_error_never_escapes_as_a_crash(con, tmp_path):
+def test_a_header_the_csv_module_cannot_read_is_rejected_not_a_crash(con, tmp_path):
     landing = tmp_path / "landing"
     landing.mkdir()
-    (landing / "apc_RXH_2025-10.csv").write_bytes(b'PROCODE,"PROVSPNO\n' + b"x" * 100)
-    try:
-        load(con, landing)
-    except (duckdb.Error, ValueError) as error:   # pragma: no cover - the failure this guards
-        pytest.fail(f"the run crashed: {error}")
-    assert log(con)["apc_RXH_2025-10.csv"][0] == "rejected"
+    # one header field longer than the csv module's field limit (131,072 characters)
+    (landing / "apc_RXH_2025-10.csv").write_text("P" * 200_000 + "\nRXH\n")
+    write_csv(landing / "apc_RXK_2025-10.csv", APC_HEADER, "RXK,K1,,70,1,E06000043,2025-10-03,21,,,,I50")
+    load(con, landing)
+    assert log(con)["apc_RXH_2025-10.csv"][:2] == ("rejected", 0)
+    assert "header line cannot be read" in con.execute(
+        "select reason from load_log where file_name = 'apc_RXH_2025-10.csv'").fetchone()[0]
+    assert log(con)["apc_RXK_2025-10.csv"][0] == "loaded"
 
 
 def test_messages_say_what_is_wrong_with_the_file_as_sent(con, tmp_path):
