@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import typer
@@ -41,9 +41,15 @@ def _use_prefect_api() -> bool:
     return bool(os.environ.get("PREFECT_API_URL"))
 
 
-def _fail(error: Exception) -> None:
-    console.print(f"[red]joinedup: {escape(str(error))}[/red]", highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
+@contextmanager
+def _one_line_errors():
+    """A user's mistake, or a folder or file the run cannot use (OSError), ends the command
+    with one line saying so and exit status 1, not a traceback."""
+    try:
+        yield
+    except (UserError, OSError) as error:
+        console.print(f"[red]joinedup: {escape(str(error))}[/red]", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
 
 
 def _settings(landing, db, reports, wait):
@@ -140,12 +146,10 @@ def run(month: str = typer.Option(..., "--month", help="The month to report, YYY
         reports: Path | None = ReportsOpt, wait: float | None = WaitOpt):
     """The scheduled job: load what is new, rebuild the month and any stale months, report."""
     from flows.pipeline import parse_month
-    try:
+    with _one_line_errors():
         settings = _settings(landing, db, reports, wait)
         months = [parse_month(month)]
         _print_report(_run("monthly", months, settings, {"month": month}, include_stale=True))
-    except (UserError, OSError) as error:   # OSError: a folder or file the run cannot use
-        _fail(error)
 
 
 @app.command()
@@ -157,7 +161,7 @@ def backfill(from_month: str = typer.Option(..., "--from", help="First month, YY
              reports: Path | None = ReportsOpt, wait: float | None = WaitOpt):
     """Rebuild and re-render a range of months (stale ones, or all with --force)."""
     from flows import monthly, pipeline
-    try:
+    with _one_line_errors():
         settings = _settings(landing, db, reports, wait)
         months = pipeline.month_range(pipeline.parse_month(from_month), pipeline.parse_month(to_month))
         params = {"from_month": from_month, "to_month": to_month, "dry_run": dry_run, "force": force}
@@ -166,8 +170,6 @@ def backfill(from_month: str = typer.Option(..., "--from", help="First month, YY
                                              settings=settings, parameters=params), settings)
             return
         _print_report(_run("backfill", months, settings, params, include_stale=False, force=force))
-    except (UserError, OSError) as error:   # OSError: a folder or file the run cannot use
-        _fail(error)
 
 
 def _print_plan(record, settings) -> None:
@@ -208,7 +210,7 @@ def demo(landing: Path | None = LandingOpt, db: Path | None = DbOpt,
          seed: int = typer.Option(42, help="Random seed for the sample")):
     """Make a realistic sample landing folder and run every month in it end to end."""
     from flows.sample import generate_landing
-    try:
+    with _one_line_errors():
         # The sample's NHS numbers are synthetic; a real deployment sets its own secret key.
         if not os.environ.get("JOINEDUP_PSEUDO_KEY"):
             os.environ["JOINEDUP_PSEUDO_KEY"] = DEMO_KEY
@@ -223,8 +225,6 @@ def demo(landing: Path | None = LandingOpt, db: Path | None = DbOpt,
         result = _run("backfill", month_range(parse_month(first), parse_month(last)), settings,
                       params, include_stale=False)
         _print_report(result)
-    except (UserError, OSError) as error:   # OSError: a folder or file the run cannot use
-        _fail(error)
 
 
 @app.command()
@@ -232,11 +232,9 @@ def status(db: Path | None = DbOpt, landing: Path | None = LandingOpt,
            runs: int = typer.Option(10, help="How many recent runs to show")):
     """Latest runs, loaded months, stale months and missing deliveries."""
     from flows import status as status_view
-    try:
+    with _one_line_errors():
         settings = _settings(landing, db, None, None)
         status_view.show(settings, Console(), runs=runs)
-    except (UserError, OSError) as error:   # OSError: a folder or file the run cannot use
-        _fail(error)
 
 
 def main() -> None:  # pragma: no cover - entry point
