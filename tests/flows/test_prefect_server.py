@@ -141,8 +141,10 @@ class Stack:
         return done
 
     def start(self, name: str, *args: str, env: dict | None = None) -> subprocess.Popen:
+        # Started outside the checkout: the deployment's own working directory (recorded by
+        # `prefect deploy`) is what makes its runs find the code, not where the worker starts.
         with open(self.logs / f"{name}.log", "w") as log:    # the child keeps its own copy
-            proc = subprocess.Popen([PREFECT, *args], cwd=ROOT, env=env or self.env, stdout=log,
+            proc = subprocess.Popen([PREFECT, *args], cwd=self.logs.parent, env=env or self.env, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True)
         self.processes.append(proc)
         return proc
@@ -217,7 +219,6 @@ def stack(tmp_path_factory):
         "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "5",
         "PREFECT_WORKER_QUERY_SECONDS": "2",        # default 10
         "COLUMNS": "200",                           # keep the CLI's UUID lines unwrapped
-        "JOINEDUP_HOME": str(ROOT),                 # prefect.yaml's pull step
         "JOINEDUP_LANDING": str(base / "landing"),
         "JOINEDUP_DB": str(base / "data" / "joinedup.duckdb"),
         "JOINEDUP_REPORTS": str(base / "reports"),
