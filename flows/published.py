@@ -101,7 +101,7 @@ def _raw_bytes(path: Path, limit: int | None = None) -> bytes:
 def _read_failure(path: Path, exc: Exception) -> FileRejected:
     """The plain-words reason a file could not be read, naming the file (never its folder)."""
     if isinstance(exc, FileRejected):
-        return exc
+        return FileRejected(exc.rule, f"{path.name}: {exc.detail}")
     if isinstance(exc, (zlib.error, gzip.BadGzipFile)):
         cause = f"its gzip compression is damaged ({exc})"
     elif isinstance(exc, EOFError):
@@ -170,7 +170,7 @@ def _clean(value: str) -> str:
 # on: booked appointments too). Columns are mapped by these patterns on the normalised header,
 # never by position or count, so each wording and any column order or extra column reads alike.
 _NUMBER_OF = r"(number of |total )?"
-_AE = r"(a&e|a and e|ae)"
+_AE = r"(a ?& ?e|a and e|ae)"
 _OVER_4H = r"(over|more than) 4 ?(hours?|hrs?|hs|h)"  # "over 4hrs", "over 4 hours"
 _BOOKED = r"booked( appointments?)?"
 _DEPARTMENTS = {"type1": r"type ?1", "type2": r"type ?2",
@@ -480,7 +480,7 @@ def read_published(path: Path, *, year: int | None = None) -> PublishedFile:
     if not any(any(v.strip() for v in rec) for rec in records):
         raise FileRejected("unknown_layout", f"{path.name} is empty: no header, no rows")
     if found is None:
-        raise FileRejected("unknown_layout", "the header matches no published layout "
+        raise FileRejected("unknown_layout", f"{path.name}: the header matches no published layout "
                            "(NHS England A&E monthly, discharge sitrep, ONS mid-year estimates)")
     index, dataset = found
     preamble = [" ".join(v.strip() for v in rec if v.strip()) for rec in records[:index]]
