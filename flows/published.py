@@ -211,7 +211,7 @@ _AE_COUNTS = tuple(c for c in _AE_COLUMNS if c not in _AE_TEXT and c != "dta_ove
 _AE_REQUIRED = ("period", "org_code", "att_type1", "att_type2", "att_other",
                 "over4h_type1", "over4h_type2", "over4h_other")
 # What a total row says in any of its first four fields; NHS England writes TOTAL, Total or Total .
-_TOTAL_WORDS = {"total", "england total", "total england", "grand total"}
+_TOTAL_WORDS = {"total", "england total", "total england", "grand total", "england"}
 
 _DISCHARGE_COLUMNS: dict[str, str] = {
     "org_code": r"(nhs )?trust[0-9]* code|org(anisation)? code|provider code",
@@ -362,18 +362,21 @@ def _month_date(period: str) -> date:
 
 
 _INT = re.compile(r"-?\d+")
+_WHOLE_FLOAT = re.compile(r"\d+\.0+")        # a spreadsheet's 1234.0
 _THOUSANDS = re.compile(r"\d{1,3}(,\d{3})+")
 _EMPTY = ("", "-")
 
 
 def _count(value: str) -> int | None:
-    """A published count: digits, maybe with thousands separators; '' or '-' is missing (None).
-    Raises ValueError for anything else, negatives included."""
+    """A published count: digits, maybe with thousands separators or a zero decimal part (1234.0);
+    '' or '-' is missing (None). Raises ValueError for anything else, negatives included."""
     v = _clean(value)
     if v in _EMPTY:
         return None
     if _THOUSANDS.fullmatch(v):
         v = v.replace(",", "")
+    if _WHOLE_FLOAT.fullmatch(v):
+        v = v.split(".")[0]
     if not _INT.fullmatch(v) or v.startswith("-"):
         raise ValueError(v)
     return int(v)

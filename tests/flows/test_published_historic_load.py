@@ -19,8 +19,7 @@ import pytest
 from flows import pipeline
 from flows.settings import load_settings
 from tests.conftest import write_csv
-from tests.unit.test_published_historic import (BOOKED, GENERATIONS, HISTORIC, PROVIDERS,
-                                                published_total)
+from tests.unit.test_published_historic import BOOKED, GENERATIONS, HISTORIC, PROVIDERS, published_total
 
 ENGLAND = "E92000001"
 ORGS = ("ORG_CODE,ORG_TYPE,ORG_NAME,PARENT_CODE",

@@ -367,3 +367,13 @@ def test_an_ae_file_gzipped_then_damaged_after_its_header_is_rejected_whole(tmp_
     with pytest.raises(FileRejected) as rejected:
         read_published(path)
     assert rejected.value.rule == "unreadable" and "late damage.csv.gz" in rejected.value.detail
+
+
+def test_counts_saved_as_whole_floats_and_an_england_row(tmp_path):
+    """A sheet re-saved by a spreadsheet: counts as 1234.0, the total row named England."""
+    name, month, wording = GENERATIONS["April to July 2020"]
+    header, *rows = records_of(HISTORIC / name)
+    rows = [["", "-", "", "England"] + r[4:] if is_total(r) else r for r in rows]
+    rows = [r[:4] + [f"{v}.0" if v.isdigit() else v for v in r[4:]] for r in rows]
+    pf = read_published(write_variant(tmp_path / "resaved.csv", [header, *rows]))
+    assert_reconciles(pf, published_total(HISTORIC / name, wording), month)
