@@ -9,13 +9,20 @@ from the content. The one exception is the year of an ONS mid-year estimate, whi
 Layouts recognised (header names compared case-, space- and punctuation-insensitively):
 
 * `nhse_ae` — NHS England "A&E Attendances and Emergency Admissions" monthly provider CSV:
-  `Period, Org Code, Parent Org, Org name`, then 18 counts, one row per provider and a `TOTAL`
-  row (England as published). Period strings look like `MSitAE-MARCH-2026`.
+  `Period, Org Code, Parent Org, Org name`, then the counts, one row per provider and a total
+  row (England as published). Period strings look like `MSitAE-MARCH-2026`. Every generation
+  reads alike, its columns mapped by header wording, never by position or count: 2017-18 to
+  March 2020 (16 columns, "Number of A&E attendances Type 1"), April to July 2020 (16, "A&E
+  attendances Type 1"), August 2020 on (22, booked appointments added). A count a layout lacks
+  is None on every row, never 0.
 * `nhse_discharge` — NHS England acute discharge sitrep by trust and day (the layouts kept by the
   healthyr package): `nhs_trust22_code, date` and `do_not_meet_criteria_to_reside` and/or
   `discharged_total` (with `discharged_by_1700`, `discharged_between_1701_2359` up to May 2023).
 * `ons_population` — ONS mid-year estimates "MYE2" by area and single year of age, wide:
   `Code, Name, Geography, All ages, 0 … 89, 90+` with thousands separators inside quotes.
+
+Nothing here raises on a damaged file: `detect_published` answers None, `read_published` raises
+FileRejected naming the file (its name, never its folder) and the cause in plain words.
 
 Every data record after the header is accounted for: `rows_in = rows_loaded + len(quarantined)
 + check_rows` (`rows_loaded` counts input records; for ONS one record becomes 91 rows, one per age).
@@ -28,6 +35,7 @@ import io
 import re
 import zlib
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -90,8 +98,12 @@ def _raw_bytes(path: Path, limit: int | None = None) -> bytes:
         magic = fh.read(2)
     opener = gzip.open if magic == b"\x1f\x8b" else open
     cap = _MAX_BYTES + 1 if limit is None else limit
+    chunks, size = [], 0
     with opener(path, "rb") as fh:
-        data = fh.read(cap)
+        while size < cap and (chunk := fh.read(min(1 << 20, cap - size))):
+            chunks.append(chunk)
+            size += len(chunk)
+    data = b"".join(chunks)
     if limit is None and len(data) > _MAX_BYTES:
         raise FileRejected("unreadable", f"{path.name} holds more than {_MAX_BYTES // 2**20} MB of "
                            "text, far more than any published layout; not read")
@@ -398,12 +410,12 @@ def _parse_date(value: str) -> date | None:
 class _Rows:
     """Data records after the header, with the rules every layout shares."""
 
-    def __init__(self, records: list[list[str]], headers: list[str], used: dict[str, int]):
+    def __init__(self, records: list[list[str]], headers: list[str], used: Iterable[int]):
         self.records = records
         self.headers = headers
         self.named = max((i for i, h in enumerate(headers) if h.strip()), default=-1) + 1
         # A row may stop short of stray header fields after the last column it is read from.
-        self.needed = max(used.values(), default=-1) + 1
+        self.needed = max(used, default=-1) + 1
         self.quarantined: dict[int, tuple[str, str]] = {}
 
     def quarantine(self, line: int, rule: str, detail: str) -> None:
@@ -529,7 +541,7 @@ def _is_total_row(rec: list[str], cols: dict[str, int]) -> bool:
 def _read_ae(headers: list[str], data: list[list[str]]) -> PublishedFile:
     cols = _match(headers, _AE_COLUMNS)
     _require(cols, _AE_REQUIRED, "nhse_ae")
-    rows = _Rows(data, headers, cols)
+    rows = _Rows(data, headers, cols.values())
     # Only the columns this layout has: a measure it lacks (booked appointments before August
     # 2020) is None on every row, never 0, and has no total to check.
     counts_present = [c for c in _AE_COLUMNS if c in cols and c not in _AE_TEXT]
@@ -661,7 +673,7 @@ def _read_discharge(headers: list[str], data: list[list[str]]) -> PublishedFile:
     if not ({"nctr", "discharges"} & set(measures)):
         raise FileRejected("missing_column", "nhse_discharge: neither patients not meeting the criteria "
                            "to reside nor discharges")
-    rows = _Rows(data, headers, cols)
+    rows = _Rows(data, headers, cols.values())
     parsed: dict[int, dict] = {}
     for line, rec in enumerate(data, start=1):
         if not rows.shape_ok(line, rec):
@@ -778,7 +790,7 @@ def _read_ons(headers: list[str], data: list[list[str]], preamble: list[str], fi
     if sex is None:
         notes.append("persons only: the ONS table has no sex split, so sex is NULL on every row")
 
-    rows = _Rows(data, headers, {**cols, **{str(pos): pos for pos in ages}})
+    rows = _Rows(data, headers, [*cols.values(), *ages])
     parsed: dict[int, dict] = {}
     all_ages_published = all_ages_computed = 0
     for line, rec in enumerate(data, start=1):

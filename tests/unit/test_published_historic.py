@@ -377,3 +377,16 @@ def test_counts_saved_as_whole_floats_and_an_england_row(tmp_path):
     rows = [r[:4] + [f"{v}.0" if v.isdigit() else v for v in r[4:]] for r in rows]
     pf = read_published(write_variant(tmp_path / "resaved.csv", [header, *rows]))
     assert_reconciles(pf, published_total(HISTORIC / name, wording), month)
+
+
+def test_a_file_far_bigger_than_any_publication_is_not_read_whole(tmp_path, monkeypatch):
+    """A gzip that expands without end (or any huge file) is rejected, not read into memory."""
+    import flows.published as published
+    monkeypatch.setattr(published, "_MAX_BYTES", 4096)
+    path = tmp_path / "expands.csv.gz"
+    path.write_bytes(gzip.compress(sample_bytes() * 50))
+    assert detect_published(path) == "nhse_ae"                   # its header is still recognised
+    with pytest.raises(FileRejected) as rejected:
+        read_published(path)
+    assert rejected.value.rule == "unreadable" and rejected.value.detail.startswith("expands.csv.gz")
+    assert data_records(path) == 0
