@@ -186,7 +186,7 @@ _AE = r"(a ?& ?e|a and e|ae)"
 _OVER_4H = r"(over|more than) 4 ?(hours?|hrs?|hs|h)"  # "over 4hrs", "over 4 hours"
 _BOOKED = r"booked( appointments?)?"
 _DEPARTMENTS = {"type1": r"type ?1", "type2": r"type ?2",
-                "other": rf"other( {_AE})?( departments?)?"}   # types 3 and 4
+                "other": rf"(other( {_AE})?( departments?)?|types? 3 (and |& )?4)"}   # types 3 and 4
 _DTA = r"from (dta|decision to admit) to admission"
 _WAITED = r"(patients )?(who have )?(waited|waiting|spending)"
 _HOURS = r"(hours?|hrs?|hs|h)"
@@ -194,9 +194,9 @@ _HOURS = r"(hours?|hrs?|hs|h)"
 
 def _ae_columns() -> dict[str, str]:
     cols = {"period": r"period",
-            "org_code": r"(org(anisation)?|provider) code",
+            "org_code": r"((org(anisation)?|provider) )?code",
             "parent_org": r"parent org(anisation)?( name)?",
-            "org_name": r"(org(anisation)?|provider) name"}
+            "org_name": r"((org(anisation)?|provider) )?name"}
     for dept, name in _DEPARTMENTS.items():
         cols[f"att_{dept}"] = rf"{_NUMBER_OF}({_AE} )?attendances {name}"
     for dept, name in _DEPARTMENTS.items():
@@ -209,7 +209,8 @@ def _ae_columns() -> dict[str, str]:
     cols["dta_4_12h"] = rf"{_NUMBER_OF}{_WAITED} 4 ?(to )?12 ?{_HOURS} {_DTA}"
     cols["dta_12h"] = rf"{_NUMBER_OF}{_WAITED} (over |more than )?12 ?\+? ?{_HOURS}( or more)? {_DTA}"
     for dept, name in _DEPARTMENTS.items():
-        cols[f"emadm_ae_{dept}"] = rf"{_NUMBER_OF}emergency admissions via {_AE} {name}"
+        # "via A&E - Type 1", or the workbooks' "via Type 1 A&E"
+        cols[f"emadm_ae_{dept}"] = rf"{_NUMBER_OF}emergency admissions via ({_AE} {name}|{name} {_AE})"
     cols["emadm_other"] = rf"{_NUMBER_OF}other emergency admissions( (i e )?not via {_AE})?"
     # Older spreadsheets count waits of more than 4 hours from decision to admit, the 12-hour
     # waits included; the 4-12 hour count is then this minus the 12-hour count (see _read_ae).

@@ -224,7 +224,11 @@ REWORDED = {
     "Number of attendances over 4hrs Other A&E Department": "Number of attendances over 4 hrs Other Department",
     "Patients who have waited 4-12 hs from DTA to admission":
         "Number of patients who have waited 4 - 12 hours from decision to admit to admission",
-    "Emergency admissions via A&E - Other A&E department": "Emergency Admissions via A&E: Other Department",
+    "Emergency admissions via A&E - Other A&E department": "Emergency Admissions via Type 3 and 4 A&E",
+    "Emergency admissions via A&E - Type 1": "Emergency Admissions via Type 1 A&E",
+    "Other emergency admissions": "Other Emergency Admissions (i.e. not via A&E)",
+    "Org Code": "Code",
+    "Org name": "Name",
 }
 
 
