@@ -32,7 +32,9 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import os
 import re
+import unicodedata
 import zlib
 from collections import Counter
 from collections.abc import Iterable
@@ -105,15 +107,25 @@ def _raw_bytes(path: Path, limit: int | None = None) -> bytes:
             size += len(chunk)
     data = b"".join(chunks)
     if limit is None and len(data) > _MAX_BYTES:
-        raise FileRejected("unreadable", f"{path.name} holds more than {_MAX_BYTES // 2**20} MB of "
-                           "text, far more than any published layout; not read")
+        raise FileRejected("unreadable", f"it holds more than {_MAX_BYTES // 2**20} MB of text, far "
+                           "more than any published layout; not read")
     return data
+
+
+def _shown(path: Path) -> str:
+    """The file's name as a reason shows it: never its folder; bytes that are not UTF-8 and
+    control characters shown as U+FFFD."""
+    try:
+        name = os.fsencode(path.name).decode("utf-8", "replace")
+    except UnicodeError:
+        name = path.name.encode("utf-8", "replace").decode("utf-8")
+    return "".join("\ufffd" if unicodedata.category(c) == "Cc" else c for c in name)
 
 
 def _read_failure(path: Path, exc: Exception) -> FileRejected:
     """The plain-words reason a file could not be read, naming the file (never its folder)."""
     if isinstance(exc, FileRejected):
-        return FileRejected(exc.rule, f"{path.name}: {exc.detail}")
+        return FileRejected(exc.rule, f"{_shown(path)}: {exc.detail}")
     if isinstance(exc, (zlib.error, gzip.BadGzipFile)):
         cause = f"its gzip compression is damaged ({exc})"
     elif isinstance(exc, EOFError):
@@ -123,8 +135,8 @@ def _read_failure(path: Path, exc: Exception) -> FileRejected:
     else:
         cause = f"{type(exc).__name__}: {exc}"
     for shown in {str(path.absolute()), str(path)}:
-        cause = cause.replace(shown, path.name)
-    return FileRejected("unreadable", f"{path.name} cannot be read: {cause}")
+        cause = cause.replace(shown, _shown(path))
+    return FileRejected("unreadable", f"{_shown(path)} cannot be read: {cause}")
 
 
 _BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
@@ -494,9 +506,9 @@ def read_published(path: Path, *, year: int | None = None) -> PublishedFile:
     path = Path(path)
     records, found, encoding = _read_table(path)
     if not any(any(v.strip() for v in rec) for rec in records):
-        raise FileRejected("unknown_layout", f"{path.name} is empty: no header, no rows")
+        raise FileRejected("unknown_layout", f"{_shown(path)} is empty: no header, no rows")
     if found is None:
-        raise FileRejected("unknown_layout", f"{path.name}: the header matches no published layout "
+        raise FileRejected("unknown_layout", f"{_shown(path)}: the header matches no published layout "
                            "(NHS England A&E monthly, discharge sitrep, ONS mid-year estimates)")
     index, dataset = found
     preamble = [" ".join(v.strip() for v in rec if v.strip()) for rec in records[:index]]
@@ -514,10 +526,10 @@ def read_published(path: Path, *, year: int | None = None) -> PublishedFile:
     except FileRejected:
         raise
     except Exception as exc:    # noqa: BLE001 - one odd file is rejected, it never stops a run
-        raise FileRejected("unreadable", f"{path.name} could not be parsed as {dataset}: "
+        raise FileRejected("unreadable", f"{_shown(path)} could not be parsed as {dataset}: "
                            f"{type(exc).__name__}: {exc}") from None
     if result.rows_in != result.rows_loaded + len(result.quarantined) + result.check_rows:
-        raise FileRejected("unreadable", f"{path.name}: its {result.rows_in} records could not all "
+        raise FileRejected("unreadable", f"{_shown(path)}: its {result.rows_in} records could not all "
                            "be accounted for as loaded, quarantined or checks; not loaded")
     result.notes[:0] = notes
     return result

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import os
 import zlib
 from pathlib import Path
 
@@ -394,3 +395,18 @@ def test_a_file_far_bigger_than_any_publication_is_not_read_whole(tmp_path, monk
         read_published(path)
     assert rejected.value.rule == "unreadable" and rejected.value.detail.startswith("expands.csv.gz")
     assert data_records(path) == 0
+
+
+def test_a_name_that_is_not_utf8_is_shown_readably(tmp_path):
+    """A damaged file whose name holds bytes that are not UTF-8 (and a control character)."""
+    folder = bytes(tmp_path)
+    raw_name = b"A&E \xff\xfe march\x07.csv.gz"
+    with open(folder + b"/" + raw_name, "wb") as handle:
+        handle.write(damaged_gzip())
+    path = Path(tmp_path / os.fsdecode(raw_name))
+    assert detect_published(path) is None
+    with pytest.raises(FileRejected) as rejected:
+        read_published(path)
+    detail = rejected.value.detail
+    assert detail.startswith("A&E \ufffd\ufffd march\ufffd.csv.gz cannot be read: ")
+    detail.encode("utf-8")                                          # storable as text
