@@ -9,13 +9,20 @@ from the content. The one exception is the year of an ONS mid-year estimate, whi
 Layouts recognised (header names compared case-, space- and punctuation-insensitively):
 
 * `nhse_ae` — NHS England "A&E Attendances and Emergency Admissions" monthly provider CSV:
-  `Period, Org Code, Parent Org, Org name`, then 18 counts, one row per provider and a `TOTAL`
-  row (England as published). Period strings look like `MSitAE-MARCH-2026`.
+  `Period, Org Code, Parent Org, Org name`, then the counts, one row per provider and a total
+  row (England as published). Period strings look like `MSitAE-MARCH-2026`. Every generation
+  reads alike, its columns mapped by header wording, never by position or count: 2017-18 to
+  March 2020 (16 columns, "Number of A&E attendances Type 1"), April to July 2020 (16, "A&E
+  attendances Type 1"), August 2020 on (22, booked appointments added). A count a layout lacks
+  is None on every row, never 0.
 * `nhse_discharge` — NHS England acute discharge sitrep by trust and day (the layouts kept by the
   healthyr package): `nhs_trust22_code, date` and `do_not_meet_criteria_to_reside` and/or
   `discharged_total` (with `discharged_by_1700`, `discharged_between_1701_2359` up to May 2023).
 * `ons_population` — ONS mid-year estimates "MYE2" by area and single year of age, wide:
   `Code, Name, Geography, All ages, 0 … 89, 90+` with thousands separators inside quotes.
+
+Nothing here raises on a damaged file: `detect_published` answers None, `read_published` raises
+FileRejected naming the file (its name, never its folder) and the cause in plain words.
 
 Every data record after the header is accounted for: `rows_in = rows_loaded + len(quarantined)
 + check_rows` (`rows_loaded` counts input records; for ONS one record becomes 91 rows, one per age).
@@ -25,8 +32,12 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import os
 import re
+import unicodedata
+import zlib
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -42,6 +53,7 @@ DATASETS = ("nhse_ae", "nhse_discharge", "ons_population")
 PUBLISHERS = {"nhse_ae": "NHSE", "nhse_discharge": "NHSE", "ons_population": "ONS"}
 _HEADER_SEARCH_RECORDS = 20          # how many leading records may hold title lines before the header
 _HEAD_BYTES = 256 * 1024             # how much of a file detection reads
+_MAX_BYTES = 512 * 1024 * 1024      # a published file is at most a few MB; a bigger one is not read
 
 
 @dataclass
@@ -83,35 +95,82 @@ class PublishedFile:
 # Reading text
 
 def _raw_bytes(path: Path, limit: int | None = None) -> bytes:
+    """The file's bytes (decompressed when gzip), up to `limit`; a full read stops at _MAX_BYTES."""
     with open(path, "rb") as fh:
-        magic = fh.read(4)
-    if magic[:2] == b"\x1f\x8b":
-        with gzip.open(path, "rb") as fh:
-            return fh.read() if limit is None else fh.read(limit)
-    with open(path, "rb") as fh:
-        return fh.read() if limit is None else fh.read(limit)
+        magic = fh.read(2)
+    opener = gzip.open if magic == b"\x1f\x8b" else open
+    cap = _MAX_BYTES + 1 if limit is None else limit
+    chunks, size = [], 0
+    with opener(path, "rb") as fh:
+        while size < cap and (chunk := fh.read(min(1 << 20, cap - size))):
+            chunks.append(chunk)
+            size += len(chunk)
+    data = b"".join(chunks)
+    if limit is None and len(data) > _MAX_BYTES:
+        raise FileRejected("unreadable", f"it holds more than {_MAX_BYTES // 2**20} MB of text, far "
+                           "more than any published layout; not read")
+    return data
+
+
+def _shown(path: Path) -> str:
+    """The file's name as a reason shows it: never its folder; bytes that are not UTF-8 and
+    control characters shown as U+FFFD."""
+    try:
+        name = os.fsencode(path.name).decode("utf-8", "replace")
+    except UnicodeError:
+        name = path.name.encode("utf-8", "replace").decode("utf-8")
+    return "".join("\ufffd" if unicodedata.category(c) == "Cc" else c for c in name)
+
+
+def _read_failure(path: Path, exc: Exception) -> FileRejected:
+    """The plain-words reason a file could not be read, naming the file (never its folder)."""
+    if isinstance(exc, FileRejected):
+        return FileRejected(exc.rule, f"{_shown(path)}: {exc.detail}")
+    if isinstance(exc, (zlib.error, gzip.BadGzipFile)):
+        cause = f"its gzip compression is damaged ({exc})"
+    elif isinstance(exc, EOFError):
+        cause = "the gzip file is cut short (it ends inside its compressed data)"
+    elif isinstance(exc, OSError):
+        cause = exc.strerror or type(exc).__name__
+    else:
+        cause = f"{type(exc).__name__}: {exc}"
+    for shown in {str(path.absolute()), str(path)}:
+        cause = cause.replace(shown, _shown(path))
+    return FileRejected("unreadable", f"{_shown(path)} cannot be read: {cause}")
+
+
+_BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
 
 
 def _decode(data: bytes, partial: bool = False) -> tuple[str, str]:
-    """UTF-8 (BOM allowed); published spreadsheets pasted to CSV are often Windows-1252."""
+    """UTF-8 (BOM allowed); published spreadsheets pasted to CSV are often Windows-1252; Excel's
+    "Unicode text" is UTF-16 with a byte-order mark."""
+    for bom, encoding in _BOMS[1:]:
+        if data.startswith(bom):
+            body = data[len(bom):]
+            if partial and len(body) % 2:
+                body = body[:-1]                            # a character cut at the read limit
+            return body.decode(encoding, errors="replace"), encoding
+    if data.startswith(_BOMS[0][0]):
+        data = data[3:]                 # the BOM goes even when the rest is not UTF-8
     if data[:4] == b"PK\x03\x04":
         raise FileRejected("unreadable", "this is a zip/xlsx workbook; save the sheet as CSV")
     if b"\x00" in data[:4096]:
         raise FileRejected("unreadable", "binary content (NUL bytes); expected a CSV text file")
     try:
-        return data.decode("utf-8-sig"), "utf-8"
+        return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError as exc:
         if partial and exc.start >= len(data) - 3:       # a character cut at the read limit
-            return data[: exc.start].decode("utf-8-sig"), "utf-8"
+            return data[: exc.start].decode("utf-8"), "utf-8"
     try:
         return data.decode("cp1252"), "cp1252"
     except UnicodeDecodeError:
         return data.decode("latin-1"), "latin-1"
 
 
-def _records(text: str) -> list[list[str]]:
+def _records(text: str, delimiter: str = ",") -> list[list[str]]:
     try:
-        return list(csv.reader(io.StringIO(text, newline="")))
+        return list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     except csv.Error as exc:
         raise FileRejected("unreadable", f"not a readable CSV: {exc}") from None
 
@@ -129,37 +188,55 @@ def _clean(value: str) -> str:
 # --------------------------------------------------------------------------------------------
 # Layouts
 
-_AE_COLUMNS: dict[str, str] = {
-    # normalised name -> pattern on the normalised header
-    "period": r"period",
-    "org_code": r"org(anisation)? code",
-    "parent_org": r"parent org(anisation)?( name)?",
-    "org_name": r"org(anisation)? name",
-    "att_type1": r"(number of )?a&e attendances type 1",
-    "att_type2": r"(number of )?a&e attendances type 2",
-    "att_other": r"(number of )?a&e attendances other( a&e)? department",
-    "att_booked_type1": r"(number of )?a&e attendances booked appointments type 1",
-    "att_booked_type2": r"(number of )?a&e attendances booked appointments type 2",
-    "att_booked_other": r"(number of )?a&e attendances booked appointments other( a&e)? department",
-    "over4h_type1": r"(number of )?attendances over 4 ?hrs? type 1",
-    "over4h_type2": r"(number of )?attendances over 4 ?hrs? type 2",
-    "over4h_other": r"(number of )?attendances over 4 ?hrs? other( a&e)? department",
-    "over4h_booked_type1": r"(number of )?attendances over 4 ?hrs? booked appointments type 1",
-    "over4h_booked_type2": r"(number of )?attendances over 4 ?hrs? booked appointments type 2",
-    "over4h_booked_other":
-        r"(number of )?attendances over 4 ?hrs? booked appointments other( a&e)? department",
+# NHS England has reworded the A&E file's headers over the years (2017-18 to March 2020:
+# "Number of A&E attendances Type 1", "Number of attendances over 4hrs Other A&E Department";
+# April 2020 on: "A&E attendances Type 1", "Attendances over 4hrs Other Department"; August 2020
+# on: booked appointments too). Columns are mapped by these patterns on the normalised header,
+# never by position or count, so each wording and any column order or extra column reads alike.
+_NUMBER_OF = r"(number of |total )?"
+_AE = r"(a ?& ?e|a and e|ae)"
+_OVER_4H = r"(over|more than) 4 ?(hours?|hrs?|hs|h)"  # "over 4hrs", "over 4 hours"
+_BOOKED = r"booked( appointments?)?"
+_DEPARTMENTS = {"type1": r"type ?1", "type2": r"type ?2",
+                "other": rf"(other( {_AE})?( departments?)?|types? 3 (and |& )?4)"}   # types 3 and 4
+_DTA = r"from (dta|decision to admit) to admission"
+_WAITED = r"(patients )?(who have )?(waited|waiting|spending)"
+_HOURS = r"(hours?|hrs?|hs|h)"
+
+
+def _ae_columns() -> dict[str, str]:
+    cols = {"period": r"period",
+            "org_code": r"((org(anisation)?|provider) )?code",
+            "parent_org": r"parent org(anisation)?( name)?",
+            "org_name": r"((org(anisation)?|provider) )?name"}
+    for dept, name in _DEPARTMENTS.items():
+        cols[f"att_{dept}"] = rf"{_NUMBER_OF}({_AE} )?attendances {name}"
+    for dept, name in _DEPARTMENTS.items():
+        cols[f"att_booked_{dept}"] = rf"{_NUMBER_OF}({_AE} )?attendances {_BOOKED} {name}"
+    for dept, name in _DEPARTMENTS.items():
+        cols[f"over4h_{dept}"] = rf"{_NUMBER_OF}({_AE} )?attendances {_OVER_4H} {name}"
+    for dept, name in _DEPARTMENTS.items():
+        cols[f"over4h_booked_{dept}"] = rf"{_NUMBER_OF}({_AE} )?attendances {_OVER_4H} {_BOOKED} {name}"
     # NHS England's header says "4-12 hs" (sic)
-    "dta_4_12h": r"(number of )?patients who have waited 4 12 h[a-z]* from dta to admission",
-    "dta_12h": r"(number of )?patients who have waited 12\+ h[a-z]* from dta to admission",
-    "emadm_ae_type1": r"(number of )?emergency admissions via a&e type 1",
-    "emadm_ae_type2": r"(number of )?emergency admissions via a&e type 2",
-    "emadm_ae_other": r"(number of )?emergency admissions via a&e other( a&e)? department",
-    "emadm_other": r"(number of )?other emergency admissions",
-}
+    cols["dta_4_12h"] = rf"{_NUMBER_OF}{_WAITED} 4 ?(to )?12 ?{_HOURS} {_DTA}"
+    cols["dta_12h"] = rf"{_NUMBER_OF}{_WAITED} (over |more than )?12 ?\+? ?{_HOURS}( or more)? {_DTA}"
+    for dept, name in _DEPARTMENTS.items():
+        # "via A&E - Type 1", or the workbooks' "via Type 1 A&E"
+        cols[f"emadm_ae_{dept}"] = rf"{_NUMBER_OF}emergency admissions via ({_AE} {name}|{name} {_AE})"
+    cols["emadm_other"] = rf"{_NUMBER_OF}other emergency admissions( (i e )?not via {_AE})?"
+    # Older spreadsheets count waits of more than 4 hours from decision to admit, the 12-hour
+    # waits included; the 4-12 hour count is then this minus the 12-hour count (see _read_ae).
+    cols["dta_over_4h"] = rf"{_NUMBER_OF}{_WAITED} (over |more than )?4 ?\+? ?{_HOURS}( or more)? {_DTA}"
+    return cols
+
+
+_AE_COLUMNS = _ae_columns()
 _AE_TEXT = ("period", "org_code", "parent_org", "org_name")
-_AE_COUNTS = tuple(c for c in _AE_COLUMNS if c not in _AE_TEXT)
+_AE_COUNTS = tuple(c for c in _AE_COLUMNS if c not in _AE_TEXT and c != "dta_over_4h")  # raw_nhse_ae's
 _AE_REQUIRED = ("period", "org_code", "att_type1", "att_type2", "att_other",
                 "over4h_type1", "over4h_type2", "over4h_other")
+# What a total row says in any of its first four fields; NHS England writes TOTAL, Total or Total .
+_TOTAL_WORDS = {"total", "england total", "total england", "grand total", "england"}
 
 _DISCHARGE_COLUMNS: dict[str, str] = {
     "org_code": r"(nhs )?trust[0-9]* code|org(anisation)? code|provider code",
@@ -234,16 +311,47 @@ def _find_header(records: list[list[str]]) -> tuple[int, str] | None:
     return None
 
 
+# A sheet saved from Excel as "Unicode text" or in a European locale is tab- or ;-separated.
+_DELIMITERS = (",", "\t", ";")
+
+
+def _table(text: str) -> tuple[list[list[str]], tuple[int, str] | None]:
+    """The records and the recognised header (position, dataset), or None: comma-separated
+    first, then the other delimiters. Raises FileRejected when no delimiter gives a header and
+    the text is not even readable as comma-separated."""
+    comma, error = [], None
+    for delimiter in _DELIMITERS:
+        if delimiter != "," and delimiter not in text:
+            continue
+        try:
+            records = _records(text, delimiter)
+        except FileRejected as rejected:
+            error = error or rejected
+            continue
+        found = _find_header(records)
+        if found:
+            return records, found
+        if delimiter == ",":
+            comma = records
+    if error and not comma:
+        raise error
+    return comma, None
+
+
 def detect_published(path: Path) -> str | None:
-    """The dataset a published file holds, judged by its header layout (not its name), or None."""
+    """The dataset a published file holds, judged by its header layout (not its name), or None.
+
+    Never raises: whatever is wrong with the file (damaged compression, undecodable bytes, an
+    empty or binary file, a file that vanished), it is simply not a published layout here; the
+    loader then rejects it with its own reason."""
     try:
         data = _raw_bytes(Path(path), _HEAD_BYTES)
         text, _ = _decode(data, partial=True)
         lines = text.splitlines(keepends=True)
         if len(data) >= _HEAD_BYTES and len(lines) > 1:
             lines = lines[:-1]                      # drop a line cut at the read limit
-        found = _find_header(_records("".join(lines[: _HEADER_SEARCH_RECORDS * 4])))
-    except (OSError, EOFError, FileRejected, gzip.BadGzipFile):
+        found = _table("".join(lines[: _HEADER_SEARCH_RECORDS * 4]))[1]
+    except Exception:           # noqa: BLE001 - a sniffer's answer to any damage is "not mine"
         return None
     return found[1] if found else None
 
@@ -279,18 +387,21 @@ def _month_date(period: str) -> date:
 
 
 _INT = re.compile(r"-?\d+")
+_WHOLE_FLOAT = re.compile(r"\d+\.0+")        # a spreadsheet's 1234.0
 _THOUSANDS = re.compile(r"\d{1,3}(,\d{3})+")
 _EMPTY = ("", "-")
 
 
 def _count(value: str) -> int | None:
-    """A published count: digits, maybe with thousands separators; '' or '-' is missing (None).
-    Raises ValueError for anything else, negatives included."""
+    """A published count: digits, maybe with thousands separators or a zero decimal part (1234.0);
+    '' or '-' is missing (None). Raises ValueError for anything else, negatives included."""
     v = _clean(value)
     if v in _EMPTY:
         return None
     if _THOUSANDS.fullmatch(v):
         v = v.replace(",", "")
+    if _WHOLE_FLOAT.fullmatch(v):
+        v = v.split(".")[0]
     if not _INT.fullmatch(v) or v.startswith("-"):
         raise ValueError(v)
     return int(v)
@@ -312,10 +423,12 @@ def _parse_date(value: str) -> date | None:
 class _Rows:
     """Data records after the header, with the rules every layout shares."""
 
-    def __init__(self, records: list[list[str]], headers: list[str]):
+    def __init__(self, records: list[list[str]], headers: list[str], used: Iterable[int]):
         self.records = records
         self.headers = headers
         self.named = max((i for i, h in enumerate(headers) if h.strip()), default=-1) + 1
+        # A row may stop short of stray header fields after the last column it is read from.
+        self.needed = max(used, default=-1) + 1
         self.quarantined: dict[int, tuple[str, str]] = {}
 
     def quarantine(self, line: int, rule: str, detail: str) -> None:
@@ -326,7 +439,7 @@ class _Rows:
         if not any(v.strip() for v in rec):
             self.quarantine(line, "blank_row", "every field is empty")
             return False
-        if len(rec) < self.named:
+        if len(rec) < self.needed:
             self.quarantine(line, "field_count", f"{len(rec)} fields, the header names {self.named}")
             return False
         extra = [v for v in rec[self.named:] if v.strip()]
@@ -362,23 +475,24 @@ def _numbers(rec: list[str], cols: dict[str, int], names, headers) -> tuple[dict
     return out, ("; ".join(bad) if bad else None)
 
 
-def _read_records(path: Path) -> tuple[list[list[str]], str]:
+def _read_table(path: Path) -> tuple[list[list[str]], tuple[int, str] | None, str]:
+    """Records, recognised header and encoding. Any failure to read is a FileRejected naming
+    the file, whatever raised it (I/O, damaged gzip, a CSV the csv module cannot parse)."""
     try:
-        data = _raw_bytes(path)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise FileRejected("unreadable", f"cannot read the file: {exc}") from None
-    text, encoding = _decode(data)
-    return _records(text), encoding
+        text, encoding = _decode(_raw_bytes(path))
+        records, found = _table(text)
+    except Exception as exc:    # noqa: BLE001 - every cause becomes one plain rejection
+        raise _read_failure(path, exc) from None
+    return records, found, encoding
 
 
 def data_records(path: Path) -> int:
     """Data records after the recognised header: what a rejected published file counts as its
     rows (0 when the file cannot be read or no known header is found)."""
     try:
-        records, _ = _read_records(Path(path))
+        records, found, _ = _read_table(Path(path))
     except FileRejected:
         return 0
-    found = _find_header(records)
     return len(records) - found[0] - 1 if found else 0
 
 
@@ -390,10 +504,11 @@ def read_published(path: Path, *, year: int | None = None) -> PublishedFile:
     is not recognised, a required column is missing or its month cannot be read from its rows.
     """
     path = Path(path)
-    records, encoding = _read_records(path)
-    found = _find_header(records)
+    records, found, encoding = _read_table(path)
+    if not any(any(v.strip() for v in rec) for rec in records):
+        raise FileRejected("unknown_layout", f"{_shown(path)} is empty: no header, no rows")
     if found is None:
-        raise FileRejected("unknown_layout", "the header matches no published layout "
+        raise FileRejected("unknown_layout", f"{_shown(path)}: the header matches no published layout "
                            "(NHS England A&E monthly, discharge sitrep, ONS mid-year estimates)")
     index, dataset = found
     preamble = [" ".join(v.strip() for v in rec if v.strip()) for rec in records[:index]]
@@ -401,14 +516,22 @@ def read_published(path: Path, *, year: int | None = None) -> PublishedFile:
     notes = [f"read as {encoding}"] if encoding != "utf-8" else []
     if index:
         notes.append(f"{index} title line(s) above the header skipped")
-    if dataset == "nhse_ae":
-        result = _read_ae(headers, data)
-    elif dataset == "nhse_discharge":
-        result = _read_discharge(headers, data)
-    else:
-        result = _read_ons(headers, data, preamble, path.name, year)
+    try:
+        if dataset == "nhse_ae":
+            result = _read_ae(headers, data)
+        elif dataset == "nhse_discharge":
+            result = _read_discharge(headers, data)
+        else:
+            result = _read_ons(headers, data, preamble, path.name, year)
+    except FileRejected:
+        raise
+    except Exception as exc:    # noqa: BLE001 - one odd file is rejected, it never stops a run
+        raise FileRejected("unreadable", f"{_shown(path)} could not be parsed as {dataset}: "
+                           f"{type(exc).__name__}: {exc}") from None
+    if result.rows_in != result.rows_loaded + len(result.quarantined) + result.check_rows:
+        raise FileRejected("unreadable", f"{_shown(path)}: its {result.rows_in} records could not all "
+                           "be accounted for as loaded, quarantined or checks; not loaded")
     result.notes[:0] = notes
-    assert result.rows_in == result.rows_loaded + len(result.quarantined) + result.check_rows
     return result
 
 
@@ -421,23 +544,32 @@ def _require(cols: dict[str, int], required, dataset: str) -> None:
 # --------------------------------------------------------------------------------------------
 # NHS England A&E monthly provider file
 
+def _is_total_row(rec: list[str], cols: dict[str, int]) -> bool:
+    """NHS England's England row: TOTAL, Total or 'Total ' in any of the first four fields (some
+    files leave Period, Org Code and Parent Org empty and say TOTAL only in Org name)."""
+    fields = rec[:4] + [rec[cols[name]] for name in _AE_TEXT if name in cols]
+    return any(_norm(v) in _TOTAL_WORDS for v in fields)
+
+
 def _read_ae(headers: list[str], data: list[list[str]]) -> PublishedFile:
     cols = _match(headers, _AE_COLUMNS)
     _require(cols, _AE_REQUIRED, "nhse_ae")
-    rows = _Rows(data, headers)
-    counts_present = [c for c in _AE_COUNTS if c in cols]
+    rows = _Rows(data, headers, cols.values())
+    # Only the columns this layout has: a measure it lacks (booked appointments before August
+    # 2020) is None on every row, never 0, and has no total to check.
+    counts_present = [c for c in _AE_COLUMNS if c in cols and c not in _AE_TEXT]
 
     parsed: dict[int, dict] = {}
     totals: list[tuple[int, dict, str | None, str]] = []
     for line, rec in enumerate(data, start=1):
         if not rows.shape_ok(line, rec):
             continue
-        org = _clean(rec[cols["org_code"]]).upper()
         period_raw = _clean(rec[cols["period"]])
-        if org == "TOTAL" or (period_raw.upper() == "TOTAL" and org in ("", "TOTAL")):
+        if _is_total_row(rec, cols):
             values, bad = _numbers(rec, cols, counts_present, headers)
             totals.append((line, values, bad, period_raw))
             continue
+        org = _clean(rec[cols["org_code"]]).upper()
         if not org:
             rows.quarantine(line, "missing_org_code", f"{headers[cols['org_code']].strip()} is empty")
             continue
@@ -450,15 +582,7 @@ def _read_ae(headers: list[str], data: list[list[str]]) -> PublishedFile:
                         "parent_org": _clean(rec[cols["parent_org"]]) if "parent_org" in cols else None,
                         "org_name": _clean(rec[cols["org_name"]]) if "org_name" in cols else None}
 
-    # The file's month is the month its provider rows state (the most common one).
-    months = Counter(p["period"] for p in parsed.values())
-    if not months:
-        raise FileRejected("no_period", "no provider row carries a readable Period "
-                           "(expected e.g. 'MSitAE-MARCH-2026')")
-    file_period = months.most_common(1)[0][0]
-    if len(months) > 1 and months.most_common(2)[1][1] == months[file_period]:
-        raise FileRejected("no_period", f"provider rows disagree on the month: {dict(months)}")
-
+    file_period = _ae_file_period(parsed)
     keys = {}
     for line, p in parsed.items():
         if p["period"] != file_period:
@@ -470,47 +594,86 @@ def _read_ae(headers: list[str], data: list[list[str]]) -> PublishedFile:
     rows.quarantine_duplicates(keys, "duplicate_org", lambda k: f"Org Code {k[0]} in {k[1]}")
 
     # The TOTAL row: the first is the check row, any other is quarantined.
-    check_rows = 0
-    total = None
-    for line, values, bad, period_raw in totals:
-        if total is None:
-            total, check_rows = (line, values, bad, period_raw), 1
-        else:
-            rows.quarantine(line, "duplicate_total", f"a second TOTAL row (the first is data row {total[0]})")
+    total = totals[0] if totals else None
+    for line, *_ in totals[1:]:
+        rows.quarantine(line, "duplicate_total", f"a second TOTAL row (the first is data row {total[0]})")
 
     loaded = [line for line in parsed if line not in rows.quarantined]
-    period_d = _month_date(file_period)
-    frame = {"line_number": loaded, "period": [period_d] * len(loaded)}
+    df = _ae_frame(loaded, parsed, file_period, counts_present)
+    checks = _ae_checks(df, total, file_period, counts_present, headers, cols)
+    notes = []
+    if "dta_over_4h" in cols and "dta_4_12h" not in cols:
+        notes.append("4-12 hour waits from decision to admit are the file's waits over 4 hours "
+                     "minus its waits over 12 hours")
+    missing = [c for c in _AE_COUNTS if c not in counts_present and c != "dta_4_12h"]
+    if missing:
+        notes.append(f"this layout has no {', '.join(missing)}: NULL on every row")
+    return PublishedFile("nhse_ae", "NHSE", file_period, df, rows.quarantine_list(), len(totals[:1]),
+                         len(data), checks, layout="monthly_provider", periods=[file_period],
+                         notes=notes)
+
+
+def _ae_file_period(parsed: dict[int, dict]) -> str:
+    """The file's month is the month its provider rows state (the most common one)."""
+    months = Counter(p["period"] for p in parsed.values())
+    if not months:
+        raise FileRejected("no_period", "no provider row carries a readable Period "
+                           "(expected e.g. 'MSitAE-MARCH-2026')")
+    file_period = months.most_common(1)[0][0]
+    if len(months) > 1 and months.most_common(2)[1][1] == months[file_period]:
+        raise FileRejected("no_period", f"provider rows disagree on the month: {dict(months)}")
+    return file_period
+
+
+def _dta_4_12h(values: dict) -> int | None:
+    """Waits of 4-12 hours from decision to admit: published, else (older layouts) the waits
+    over 4 hours minus those over 12 hours."""
+    if values.get("dta_4_12h") is not None or values.get("dta_over_4h") is None:
+        return values.get("dta_4_12h")
+    over_12h = values.get("dta_12h") or 0
+    return values["dta_over_4h"] - over_12h if values["dta_over_4h"] >= over_12h else None
+
+
+def _ae_frame(loaded: list[int], parsed: dict[int, dict], file_period: str,
+              counts_present: list[str]) -> pl.DataFrame:
+    """The rows raw_nhse_ae takes: every count column, None where the layout lacks it (plus an
+    older layout's waits over 4 hours from decision to admit, kept for the TOTAL check)."""
+    counts = _AE_COUNTS + (("dta_over_4h",) if "dta_over_4h" in counts_present else ())
+    frame = {"line_number": loaded, "period": [_month_date(file_period)] * len(loaded)}
     for name in ("org_code", "parent_org", "org_name"):
         frame[name] = [parsed[line][name] for line in loaded]
-    for name in _AE_COUNTS:
-        frame[name] = [parsed[line]["values"][name] for line in loaded]
+    for name in counts:
+        frame[name] = [parsed[line]["values"].get(name) for line in loaded]
+    frame["dta_4_12h"] = [_dta_4_12h(parsed[line]["values"]) for line in loaded]
     schema = {"line_number": pl.Int64, "period": pl.Date, "org_code": pl.Utf8, "parent_org": pl.Utf8,
-              "org_name": pl.Utf8, **{c: pl.Int64 for c in _AE_COUNTS}}
-    df = pl.DataFrame(frame, schema=schema)
+              "org_name": pl.Utf8, **{c: pl.Int64 for c in counts}}
+    return pl.DataFrame(frame, schema=schema)
 
-    checks = []
+
+def _ae_checks(df: pl.DataFrame, total, file_period: str, counts_present: list[str],
+               headers: list[str], cols: dict[str, int]) -> list[dict]:
+    """The file's TOTAL row against the sum of its loaded provider rows, column by column (only
+    the columns the file has: a derived column is checked through the ones it comes from)."""
     if total is None:
-        checks.append({"check": "england_total", "column": None, "published": None, "computed": None,
-                       "ok": False, "detail": "the file has no TOTAL row"})
-    else:
-        t_line, t_values, t_bad, t_period = total
-        for name in counts_present:
-            computed = int(df.get_column(name).sum() or 0)
-            published = t_values.get(name)
-            check = {"check": "england_total", "column": name, "source_column": headers[cols[name]].strip(),
-                     "published": published, "computed": computed,
-                     "ok": published is not None and published == computed}
-            if published is None:
-                check["detail"] = f"TOTAL row (data row {t_line}) has no readable value" + (
-                    f": {t_bad}" if t_bad else "")
-            checks.append(check)
-        t_month = _parse_month(t_period) if t_period.upper() != "TOTAL" else None
-        if t_month is not None and t_month != file_period:
-            checks.append({"check": "total_period", "column": "period", "published": t_month,
-                           "computed": file_period, "ok": False})
-    return PublishedFile("nhse_ae", "NHSE", file_period, df, rows.quarantine_list(), check_rows,
-                         len(data), checks, layout="monthly_provider", periods=[file_period])
+        return [{"check": "england_total", "column": None, "published": None, "computed": None,
+                 "ok": False, "detail": "the file has no TOTAL row"}]
+    t_line, t_values, t_bad, t_period = total
+    checks = []
+    for name in counts_present:
+        computed = int(df.get_column(name).sum() or 0)
+        published = t_values.get(name)
+        check = {"check": "england_total", "column": name, "source_column": headers[cols[name]].strip(),
+                 "published": published, "computed": computed,
+                 "ok": published is not None and published == computed}
+        if published is None:
+            check["detail"] = f"TOTAL row (data row {t_line}) has no readable value" + (
+                f": {t_bad}" if t_bad else "")
+        checks.append(check)
+    t_month = _parse_month(t_period) if _norm(t_period) not in _TOTAL_WORDS else None
+    if t_month is not None and t_month != file_period:
+        checks.append({"check": "total_period", "column": "period", "published": t_month,
+                       "computed": file_period, "ok": False})
+    return checks
 
 
 # --------------------------------------------------------------------------------------------
@@ -523,7 +686,7 @@ def _read_discharge(headers: list[str], data: list[list[str]]) -> PublishedFile:
     if not ({"nctr", "discharges"} & set(measures)):
         raise FileRejected("missing_column", "nhse_discharge: neither patients not meeting the criteria "
                            "to reside nor discharges")
-    rows = _Rows(data, headers)
+    rows = _Rows(data, headers, cols.values())
     parsed: dict[int, dict] = {}
     for line, rec in enumerate(data, start=1):
         if not rows.shape_ok(line, rec):
@@ -640,7 +803,7 @@ def _read_ons(headers: list[str], data: list[list[str]], preamble: list[str], fi
     if sex is None:
         notes.append("persons only: the ONS table has no sex split, so sex is NULL on every row")
 
-    rows = _Rows(data, headers)
+    rows = _Rows(data, headers, [*cols.values(), *ages])
     parsed: dict[int, dict] = {}
     all_ages_published = all_ages_computed = 0
     for line, rec in enumerate(data, start=1):

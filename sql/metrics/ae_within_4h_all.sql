@@ -16,6 +16,9 @@ definition: Percentage of A&E attendances of every department type (unplanned an
   attendances over 4 hours, denominator = attendances. Providers with no attendances in the month
   are left out, and so is a provider that reported attendances but no over-4-hours count for a
   department type (it cannot be measured).
+  Booked appointments are in NHS England's files from August 2020 only: for April 2017 to July
+  2020 the files have no booked columns, so booked appointments are absent for those months
+  (not counted as zero) and the figure uses the attendance columns as published.
 official_id: NHS Constitution A&E 4-hour standard (all types); NHS England MSitAE
 source: NHS England monthly A&E provider CSV (nhse_ae, loaded under any file name).
 sort_order: 101

@@ -14,6 +14,9 @@ depends_on: stg_nhse_ae
 definition: As ae_within_4h_all, for type 1 (major, consultant-led 24-hour) emergency departments
   only: unplanned and booked type 1 attendances minus those over 4 hours, over type 1 attendances.
   Providers with no type 1 attendances are left out.
+  Booked appointments are in NHS England's files from August 2020 only: for April 2017 to July
+  2020 the files have no booked columns, so booked appointments are absent for those months
+  (not counted as zero) and the figure uses the attendance columns as published.
 official_id: NHS England MSitAE, 4-hour performance, type 1 departments
 source: NHS England monthly A&E provider CSV (nhse_ae, loaded under any file name).
 sort_order: 102

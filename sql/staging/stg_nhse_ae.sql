@@ -10,7 +10,10 @@ description: NHS England's monthly A&E return (MSitAE), one row per provider and
   department type has attendances but no over-4-hours count, so the 4-hour metrics leave that
   provider out rather than count its patients as seen within 4 hours. parent_code is the file's
   Parent Org (an NHS England region). For a provider and month in several loaded files (a
-  re-download under another name), the latest file wins.
+  re-download under another name), the latest file wins. Booked appointments were first published
+  in August 2020: files from 2017-18 to July 2020 have no booked columns, so their booked counts
+  are NULL in raw_nhse_ae and `attendances_booked` is NULL for those months (absent, not zero);
+  their totals are the attendance columns they published.
 */
 with ranked as (
     select
@@ -32,6 +35,10 @@ select
     coalesce(over4h_type1, 0) + coalesce(over4h_type2, 0) + coalesce(over4h_other, 0)
     + coalesce(over4h_booked_type1, 0) + coalesce(over4h_booked_type2, 0) + coalesce(over4h_booked_other, 0)
         as over_4h_all,
+    -- NULL where the file's layout has no booked columns (before August 2020)
+    case when coalesce(att_booked_type1, att_booked_type2, att_booked_other) is not null
+        then coalesce(att_booked_type1, 0) + coalesce(att_booked_type2, 0) + coalesce(att_booked_other, 0)
+    end as attendances_booked,
     coalesce(att_type1, 0) + coalesce(att_booked_type1, 0) as attendances_type1,
     coalesce(over4h_type1, 0) + coalesce(over4h_booked_type1, 0) as over_4h_type1,
     (coalesce(att_type1, 0) = 0 or over4h_type1 is not null)
