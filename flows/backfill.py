@@ -43,6 +43,7 @@ def backfill_flow(from_month: Month, to_month: Month, dry_run: bool = False, for
     record = run_job(flow_name="backfill", months=months, settings=settings, parameters=parameters,
                      include_stale=False, force=force)
     publish_artifacts(record)
+    pipeline.raise_if_months_failed(record)     # the flow run ends Failed, after every month
     return {"run_id": record.run_id, "report_index": str(record.report_index or "")}
 
 

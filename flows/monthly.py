@@ -79,7 +79,10 @@ def dry_run_plan(*, flow_name: str, months: list[date], settings: Settings, para
 def run_job(*, flow_name: str, months: list[date], settings: Settings, parameters: dict,
             call=call_task, include_stale: bool = True, force: bool = False,
             progress: pipeline.Progress | None = None) -> pipeline.RunRecord:
-    """The job both flows run. `call` runs a step: as a Prefect task, or plainly."""
+    """The job both flows run. `call` runs a step: as a Prefect task, or plainly.
+
+    Returns the record even when months failed (the caller reports it, then calls
+    `pipeline.raise_if_months_failed`); any other error is recorded and raised."""
     record = pipeline.RunRecord(flow_name, parameters)
     if progress:
         record.progress = progress
@@ -92,7 +95,10 @@ def run_job(*, flow_name: str, months: list[date], settings: Settings, parameter
         except Exception as error:
             pipeline.record_run(con, record, status="failed", message=str(error).splitlines()[0])
             raise
-        pipeline.record_run(con, record, status="completed")
+        # A month rolled back by its audits (or an error) does not stop the others: the run
+        # ends as failed only now, once every month is done (see raise_if_months_failed).
+        failed = pipeline.failed_months_line(record)
+        pipeline.record_run(con, record, status="failed" if failed else "completed", message=failed)
     return record
 
 
@@ -122,4 +128,5 @@ def monthly_flow(month: str | None = None, landing: str | None = None, db: str |
     record = run_job(flow_name="monthly", months=months, settings=settings,
                      parameters={"month": month})
     publish_artifacts(record)
+    pipeline.raise_if_months_failed(record)     # the flow run ends Failed, after every month
     return {"run_id": record.run_id, "report_index": str(record.report_index or "")}
