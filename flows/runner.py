@@ -461,10 +461,12 @@ def _build_month_or_failure(con, project: Project, plan: MonthPlan, run_id: str,
     try:
         audits = _build_month(con, project, plan, index)
     except Exception as error:   # any bug or data surprise in one month must not stop the others
-        log.error("building %s failed; its previous figures were kept\n%s", f"{plan.month:%Y-%m}",
+        reason = f"build error: {_one_line(error)}"
+        # The run summary names the month and the reason; the traceback is for a developer who
+        # turns on debug logging, never on a user's screen.
+        log.debug("building %s failed; its previous figures were kept\n%s", f"{plan.month:%Y-%m}",
                   withhold_numbers("".join(traceback.format_exception(error))))
-        return MonthFailure(plan.month, [], f"build error: {_one_line(error)}",
-                            _has_figures(con, plan.month))
+        return MonthFailure(plan.month, [], reason, _has_figures(con, plan.month))
     # Recorded after the month's transaction, so a rolled-back month keeps its audit results.
     _record_audits(con, audits, run_id)
     result.audits += audits
