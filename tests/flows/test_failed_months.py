@@ -16,8 +16,10 @@ import pytest
 from typer.testing import CliRunner
 
 from flows import pipeline, runner
+from flows.backfill import backfill_flow
 from flows.cli import app
 from flows.errors import MonthsFailed
+from flows.monthly import call_plain, run_job
 from flows.settings import load_settings
 from tests.conftest import write_csv
 
@@ -172,7 +174,6 @@ def test_an_unexpected_error_in_one_month_fails_that_month_only(root, monkeypatc
 
     monkeypatch.setattr(runner, "_write_metric", broken_in_may)
     settings = load_settings(landing=landing, db=root / "j.duckdb", reports=root / "reports")
-    from flows.monthly import call_plain, run_job
     record = run_job(flow_name="backfill", months=[first(m) for m in MONTHS], settings=settings,
                      parameters={}, call=call_plain, include_stale=False)
 
@@ -208,7 +209,6 @@ def test_a_prefect_flow_run_builds_every_month_then_ends_failed(prefect_harness,
     landing = root / "landing"
     for month in MONTHS:
         write_ae(landing, month, wrong_total=month == FAILING)
-    from flows.backfill import backfill_flow
 
     state = backfill_flow(from_month=MONTHS[0], to_month=MONTHS[-1], landing=str(landing),
                           db=str(root / "j.duckdb"), reports=str(root / "reports"),
