@@ -6,8 +6,10 @@ from pathlib import Path
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Failed
 
 from flows import pipeline
+from flows.errors import MonthsFailed
 from flows.settings import Settings, load_settings
 
 # The database is the state: Prefect must never skip a step from a cache. Only reading extracts
@@ -81,8 +83,8 @@ def run_job(*, flow_name: str, months: list[date], settings: Settings, parameter
             progress: pipeline.Progress | None = None) -> pipeline.RunRecord:
     """The job both flows run. `call` runs a step: as a Prefect task, or plainly.
 
-    Returns the record even when months failed (the caller reports it, then calls
-    `pipeline.raise_if_months_failed`); any other error is recorded and raised."""
+    Returns the record even when months failed (the caller reports them once the run is done:
+    `flow_outcome`, or the CLI); any other error is recorded and raised."""
     record = pipeline.RunRecord(flow_name, parameters)
     if progress:
         record.progress = progress
@@ -108,6 +110,16 @@ def previous_month(today: date | None = None) -> date:
     return date(today.year - (today.month == 1), (today.month - 2) % 12 + 1, 1)
 
 
+def flow_outcome(record: pipeline.RunRecord):
+    """What a flow returns once every month is done: its result, or, when months were rolled
+    back, a Failed state whose message names them. Returning the state (not raising) ends the
+    flow run Failed without a traceback in its logs; a caller of the flow gets MonthsFailed."""
+    failed = pipeline.failed_months_line(record)
+    if failed:
+        return Failed(message=failed, data=MonthsFailed(failed))
+    return {"run_id": record.run_id, "report_index": str(record.report_index or "")}
+
+
 def publish_artifacts(record: pipeline.RunRecord) -> None:
     """A markdown summary and a link to the report index, on the Prefect run."""
     from prefect.artifacts import create_link_artifact, create_markdown_artifact
@@ -128,5 +140,4 @@ def monthly_flow(month: str | None = None, landing: str | None = None, db: str |
     record = run_job(flow_name="monthly", months=months, settings=settings,
                      parameters={"month": month})
     publish_artifacts(record)
-    pipeline.raise_if_months_failed(record)     # the flow run ends Failed, after every month
-    return {"run_id": record.run_id, "report_index": str(record.report_index or "")}
+    return flow_outcome(record)

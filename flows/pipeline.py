@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 
 from flows import db, runner
-from flows.errors import BadMonth, MonthsFailed, SettingsError
+from flows.errors import BadMonth, SettingsError
 from flows.loader import LoadSummary, load_landing
 from flows.lock import writer_lock
 from flows.naming import month_start
@@ -189,13 +189,6 @@ def failed_months_line(record: RunRecord) -> str | None:
     named = ", ".join(f"{f.month:%Y-%m} ({', '.join(f.audits) or f.reason})" for f in failures)
     verb = f"failed {what}".strip()
     return f"{len(failures)} month{'' if one else 's'} {verb} and kept {kept}: {named}"
-
-
-def raise_if_months_failed(record: RunRecord) -> None:
-    """End the run as failed once every month is done, if any month was rolled back."""
-    line = failed_months_line(record)
-    if line:
-        raise MonthsFailed(line)
 
 
 def _audit_json(audit: dict) -> dict:
