@@ -7,7 +7,7 @@ from prefect import flow
 from pydantic import Field
 
 from flows import pipeline
-from flows.monthly import dry_run_plan, publish_artifacts, run_job
+from flows.monthly import dry_run_plan, flow_outcome, publish_artifacts, run_job
 from flows.settings import load_settings
 
 # The Prefect UI renders these as a form and rejects a bad month before a run starts (the
@@ -43,7 +43,7 @@ def backfill_flow(from_month: Month, to_month: Month, dry_run: bool = False, for
     record = run_job(flow_name="backfill", months=months, settings=settings, parameters=parameters,
                      include_stale=False, force=force)
     publish_artifacts(record)
-    return {"run_id": record.run_id, "report_index": str(record.report_index or "")}
+    return flow_outcome(record)
 
 
 def plan_rows(record: pipeline.RunRecord) -> list[dict]:

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from flows.errors import UserError
+from flows.errors import MonthsFailed, UserError
 from flows.settings import load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
@@ -60,7 +60,7 @@ def _settings(landing, db, reports, wait):
 
 def _run(flow_name: str, months, settings, parameters: dict, *, include_stale: bool, force=False):
     """Run the job as a Prefect flow run, or in-process with progress shown."""
-    from flows import monthly
+    from flows import monthly, pipeline
 
     if _use_prefect_api():
         from flows.backfill import backfill_flow
@@ -76,7 +76,8 @@ def _run(flow_name: str, months, settings, parameters: dict, *, include_stale: b
                                  parameters=parameters, call=monthly.call_plain,
                                  include_stale=include_stale, force=force, progress=progress)
     _print_record(record)
-    return {"report_index": str(record.report_index or "")}
+    return {"report_index": str(record.report_index or ""),
+            "failed": pipeline.failed_months_line(record)}
 
 
 class RichProgress:
@@ -132,6 +133,14 @@ def _print_record(record) -> None:
         console.print("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in record.durations.items()))
 
 
+def _finish(result: dict) -> None:
+    """Say where the report is; then, if months were rolled back, end with the one line naming
+    them (exit status 1). A Prefect flow run raises the same error itself, as its final state."""
+    _print_report(result)
+    if result.get("failed"):
+        raise MonthsFailed(result["failed"])
+
+
 def _print_report(result: dict) -> None:
     index = result.get("report_index")
     if index:
@@ -149,7 +158,7 @@ def run(month: str = typer.Option(..., "--month", help="The month to report, YYY
     with _one_line_errors():
         settings = _settings(landing, db, reports, wait)
         months = [parse_month(month)]
-        _print_report(_run("monthly", months, settings, {"month": month}, include_stale=True))
+        _finish(_run("monthly", months, settings, {"month": month}, include_stale=True))
 
 
 @app.command()
@@ -169,7 +178,7 @@ def backfill(from_month: str = typer.Option(..., "--from", help="First month, YY
             _print_plan(monthly.dry_run_plan(flow_name="backfill", months=months,
                                              settings=settings, parameters=params), settings)
             return
-        _print_report(_run("backfill", months, settings, params, include_stale=False, force=force))
+        _finish(_run("backfill", months, settings, params, include_stale=False, force=force))
 
 
 def _print_plan(record, settings) -> None:
@@ -224,7 +233,7 @@ def demo(landing: Path | None = LandingOpt, db: Path | None = DbOpt,
         from flows.pipeline import month_range, parse_month
         result = _run("backfill", month_range(parse_month(first), parse_month(last)), settings,
                       params, include_stale=False)
-        _print_report(result)
+        _finish(result)
 
 
 @app.command()

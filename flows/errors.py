@@ -37,6 +37,15 @@ class DisclosureError(UserError):
     """An unsuppressed small count would have been published."""
 
 
+class MonthsFailed(UserError):
+    """Months whose rebuild was rolled back (a blocking audit or an error); every other month
+    was built, and the message names each failed month and why."""
+
+
+class UnsafeOutputPath(UserError):
+    """An output file's name is not a valid code, or would resolve outside the reports folder."""
+
+
 class FileRejected(JoinedUpError):
     """A landing file is rejected whole; `rule` names the reason. Caught by the loader."""
 

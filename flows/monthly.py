@@ -6,8 +6,10 @@ from pathlib import Path
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Failed
 
 from flows import pipeline
+from flows.errors import MonthsFailed
 from flows.settings import Settings, load_settings
 
 # The database is the state: Prefect must never skip a step from a cache. Only reading extracts
@@ -79,7 +81,10 @@ def dry_run_plan(*, flow_name: str, months: list[date], settings: Settings, para
 def run_job(*, flow_name: str, months: list[date], settings: Settings, parameters: dict,
             call=call_task, include_stale: bool = True, force: bool = False,
             progress: pipeline.Progress | None = None) -> pipeline.RunRecord:
-    """The job both flows run. `call` runs a step: as a Prefect task, or plainly."""
+    """The job both flows run. `call` runs a step: as a Prefect task, or plainly.
+
+    Returns the record even when months failed (the caller reports them once the run is done:
+    `flow_outcome`, or the CLI); any other error is recorded and raised."""
     record = pipeline.RunRecord(flow_name, parameters)
     if progress:
         record.progress = progress
@@ -92,7 +97,10 @@ def run_job(*, flow_name: str, months: list[date], settings: Settings, parameter
         except Exception as error:
             pipeline.record_run(con, record, status="failed", message=str(error).splitlines()[0])
             raise
-        pipeline.record_run(con, record, status="completed")
+        # A month rolled back by its audits (or an error) does not stop the others: the run
+        # ends as failed only now, once every month is done (see raise_if_months_failed).
+        failed = pipeline.failed_months_line(record)
+        pipeline.record_run(con, record, status="failed" if failed else "completed", message=failed)
     return record
 
 
@@ -100,6 +108,16 @@ def previous_month(today: date | None = None) -> date:
     """The month a scheduled run reports: the calendar month before today."""
     today = today or date.today()
     return date(today.year - (today.month == 1), (today.month - 2) % 12 + 1, 1)
+
+
+def flow_outcome(record: pipeline.RunRecord):
+    """What a flow returns once every month is done: its result, or, when months were rolled
+    back, a Failed state whose message names them. Returning the state (not raising) ends the
+    flow run Failed without a traceback in its logs; a caller of the flow gets MonthsFailed."""
+    failed = pipeline.failed_months_line(record)
+    if failed:
+        return Failed(message=failed, data=MonthsFailed(failed))
+    return {"run_id": record.run_id, "report_index": str(record.report_index or "")}
 
 
 def publish_artifacts(record: pipeline.RunRecord) -> None:
@@ -122,4 +140,4 @@ def monthly_flow(month: str | None = None, landing: str | None = None, db: str |
     record = run_job(flow_name="monthly", months=months, settings=settings,
                      parameters={"month": month})
     publish_artifacts(record)
-    return {"run_id": record.run_id, "report_index": str(record.report_index or "")}
+    return flow_outcome(record)

@@ -30,7 +30,11 @@ create table if not exists run_log (
     files_rejected integer, files_duplicate integer, rows_loaded bigint, rows_quarantined bigint,
     audits json, durations json, report_index varchar, message varchar
 );
+alter table run_log add column if not exists failed_months json;
 """
+RUN_LOG_COLUMNS = ("run_id, flow, parameters, started_at, finished_at, status, months_built, "
+                   "files_loaded, files_rejected, files_duplicate, rows_loaded, rows_quarantined, "
+                   "audits, durations, report_index, message, failed_months")
 
 
 def parse_month(text: str) -> date:
@@ -148,8 +152,8 @@ def record_run(con, record: RunRecord, *, status: str, message: str | None = Non
     load, build = record.load, record.build
     results = load.results if load else []
     con.execute(
-        "insert or replace into run_log values "
-        "(?, ?, ?, ?, current_timestamp, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"insert or replace into run_log ({RUN_LOG_COLUMNS}) values "
+        "(?, ?, ?, ?, current_timestamp, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [record.run_id, record.flow, json.dumps(record.parameters, default=str), record.started,
          status, build.months_built if build else [],
          sum(r.status == "loaded" for r in results), sum(r.status == "rejected" for r in results),
@@ -157,7 +161,34 @@ def record_run(con, record: RunRecord, *, status: str, message: str | None = Non
          sum(r.rows_quarantined for r in results),
          json.dumps([_audit_json(a) for a in (build.audits if build else []) if a["offending"]]),
          json.dumps(record.durations), str(record.report_index) if record.report_index else None,
-         message])
+         message, json.dumps([_failure_json(f) for f in failed_months(record)])])
+
+
+def failed_months(record: RunRecord) -> list[runner.MonthFailure]:
+    return record.build.failed if record.build else []
+
+
+def _failure_json(failure: runner.MonthFailure) -> dict:
+    return {"month": f"{failure.month:%Y-%m}", "audits": failure.audits, "reason": failure.reason,
+            "previous_figures_kept": failure.had_figures}
+
+
+def failed_months_line(record: RunRecord) -> str | None:
+    """One line naming every month whose rebuild was rolled back and why, or None.
+
+    e.g. '2 months failed their audits and kept their previous figures: 2025-03
+    (published_totals_match), 2025-07 (published_totals_match)'."""
+    failures = failed_months(record)
+    if not failures:
+        return None
+    one = len(failures) == 1
+    what = "its audits" if one else "their audits"
+    if any(not f.audits for f in failures):      # a build error is not an audit's finding
+        what = ""
+    kept = "its previous figures" if one else "their previous figures"
+    named = ", ".join(f"{f.month:%Y-%m} ({', '.join(f.audits) or f.reason})" for f in failures)
+    verb = f"failed {what}".strip()
+    return f"{len(failures)} month{'' if one else 's'} {verb} and kept {kept}: {named}"
 
 
 def _audit_json(audit: dict) -> dict:
@@ -194,9 +225,23 @@ def summary_markdown(record: RunRecord, *, rendered: bool = True) -> str:
     lines += ["", "## Audits", ""]
     lines += [f"- {a['audit']} ({a['severity']}) {a['month']:%Y-%m}: {a['offending']} rows"
               for a in audits] or ["- all audits passed"]
+    lines += _failed_months_lines(record, cell)
     if record.report_index:
         lines += ["", f"Report index: {record.report_index}"]
     return "\n".join(lines)
+
+
+def _failed_months_lines(record: RunRecord, cell) -> list[str]:
+    failures = failed_months(record)
+    if not failures:
+        return []
+    lines = ["", "## Failed months", "",
+             "These months were rolled back; the other months were built.", ""]
+    for f in failures:
+        kept = "previous figures kept" if f.had_figures else "no figures yet: never built"
+        lines.append(f"- {f.month:%Y-%m} ({cell(', '.join(f.audits) or 'build error')}; {kept}): "
+                     f"{cell(f.reason)}")
+    return lines
 
 
 def _md(text: str) -> str:

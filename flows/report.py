@@ -31,8 +31,9 @@ import duckdb
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from flows import TEMPLATES_DIR, sdc
+from flows import TEMPLATES_DIR, paths, sdc
 from flows.charts import ChartRenderer, ChartSpec
+from flows.errors import UnsafeOutputPath
 
 log = logging.getLogger("joinedup.report")
 
@@ -854,6 +855,20 @@ def _plain_row(row: dict) -> dict:
     return out
 
 
+# A spreadsheet reads a text cell starting with one of these as a formula (OWASP CSV injection;
+# a line feed too, as some tools drop a leading line break before evaluating).
+CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def csv_cell(value):
+    """A CSV cell no spreadsheet evaluates (OWASP CSV injection): text starting with a formula
+    character gets a leading single quote. Numbers, negative ones included, stay numbers; JSON
+    is data, not a spreadsheet, and keeps the text as it is."""
+    if isinstance(value, str) and value.startswith(CSV_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def export_texts(rows: list[dict], month: date) -> tuple[str, str]:
     """(CSV, JSON) of already-checked export rows."""
     plain = [_plain_row(r) for r in rows]
@@ -861,7 +876,7 @@ def export_texts(rows: list[dict], month: date) -> tuple[str, str]:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(plain)
+    writer.writerows({key: csv_cell(value) for key, value in row.items()} for row in plain)
     document = {"period_month": month_code(month),
                 "disclosure_control": SDC_RULE + (f" {PROVIDER_RULE}" if as_published else ""),
                 "rag_rule": RAG_RULE, "suppressed_marker": sdc.SUPPRESSED, "figures": plain}
@@ -908,8 +923,10 @@ def _chart_specs(context: dict) -> list[ChartSpec]:
     return specs
 
 
-def _write(path: Path, text: str) -> None:
-    """Write atomically, so a reader never sees half a page."""
+def _write(path: Path, text: str, *, root: Path) -> None:
+    """Write atomically, so a reader never sees half a page; only a plainly named file that
+    resolves inside `root` (the reports folder) is written (flows.paths)."""
+    path = paths.inside(root, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -927,13 +944,30 @@ def render_month(env: Environment, charts: ChartRenderer, data: ReportData, mont
     t2 = time.perf_counter()
     svg_markup = {key: Markup(svg) for key, svg in svgs.items()}
     for path, (template, context) in out.pages.items():
-        _write(path, env.get_template(template).render(context, charts=svg_markup))
+        if not _page_path_is_safe(folder, path):
+            continue
+        _write(path, env.get_template(template).render(context, charts=svg_markup),
+               root=reports_dir)
     csv_text, json_text = export_texts(out.exports, month)
-    _write(folder / "figures.csv", csv_text)
-    _write(folder / "figures.json", json_text)
+    _write(folder / "figures.csv", csv_text, root=reports_dir)
+    _write(folder / "figures.json", json_text, root=reports_dir)
     t3 = time.perf_counter()
     return {"contexts": t1 - t0, "charts": t2 - t1, "templates": t3 - t2,
             "pages": len(out.pages), "chart_count": len(svgs)}
+
+
+def _page_path_is_safe(folder: Path, path: Path) -> bool:
+    """A page is `<month folder>/<area code>.html`. The loader quarantines a bad ORG_CODE, so
+    a page named from anything else means a bad code reached the database: that page is not
+    written (and named in the log), the month's other pages are."""
+    try:
+        if path.parent != folder or path.suffix != ".html":
+            raise UnsafeOutputPath(f"refused to write {path.name!r}: not a page of {folder.name}")
+        paths.code_file_name(path.stem, ".html")
+        return True
+    except UnsafeOutputPath as refused:
+        log.warning("page not written: %s", refused)
+        return False
 
 
 def _months_to_render(con: duckdb.DuckDBPyConnection, months: list[date] | None) -> list[date]:
@@ -966,7 +1000,8 @@ def render_reports(con: duckdb.DuckDBPyConnection, reports_dir: Path,
             for key, seconds in render_month(env, charts, data, month, reports_dir).items():
                 totals[key] += seconds
     index = reports_dir / "index.html"
-    _write(index, env.get_template("index.html.j2").render(index_context(data, months, reports_dir)))
+    _write(index, env.get_template("index.html.j2").render(index_context(data, months, reports_dir)),
+           root=reports_dir)
     log.info("rendered %d months, %d pages, %d charts: contexts %.2fs, charts %.2fs, templates %.2fs",
              len(months), totals["pages"], totals["chart_count"], totals["contexts"],
              totals["charts"], totals["templates"])

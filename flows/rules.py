@@ -12,6 +12,7 @@ from datetime import date
 
 from flows.datasets import Column, Dataset
 from flows.identifiers import clean_nhs_number_sql, nhs_number_valid_sql, pseudonym_sql, withhold_numbers_sql
+from flows.paths import CODE_MAX_LENGTH, CODE_MIN_LENGTH, CODE_REGEX
 
 AGE_MAX = 120
 # HES STARTAGE 7001-7007: under one year (treated as 0 by the models).
@@ -128,6 +129,15 @@ def _plan_rules() -> list[tuple]:
                   "'PERIOD ''' || r.PERIOD || ''' is not a month (YYYY-MM)'")]
 
 
+def _orgs_rules() -> list[tuple]:
+    # An organisation's code names its report page (flows/paths.py): letters and digits only.
+    return [_rule(f"r.{column} is not null and not regexp_full_match(r.{column}, '{CODE_REGEX}')",
+                  "bad_org_code",
+                  f"'{column} ''' || r.{column} || ''' is not an organisation code "
+                  f"(letters and digits only, {CODE_MIN_LENGTH} to {CODE_MAX_LENGTH} of them)'")
+            for column in ("ORG_CODE", "PARENT_CODE")]
+
+
 def _dataset_rules(dataset: Dataset, period_start: date | None) -> list[tuple]:
     if dataset.name == "apc":
         return _apc_rules(period_start)
@@ -135,6 +145,8 @@ def _dataset_rules(dataset: Dataset, period_start: date | None) -> list[tuple]:
         return _age_rules(dataset)
     if dataset.name == "plan":
         return _plan_rules()
+    if dataset.name == "orgs":
+        return _orgs_rules()
     return []
 
 

@@ -14,7 +14,9 @@ sql/README.md). Kinds:
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
+import traceback
 from dataclasses import dataclass, field
 from datetime import date
 from graphlib import TopologicalSorter
@@ -26,7 +28,10 @@ from sqlglot import exp
 
 from flows import SQL_DIR
 from flows.db import relation_exists
-from flows.errors import AuditFailed, JoinedUpError
+from flows.errors import JoinedUpError
+from flows.identifiers import withhold_numbers
+
+log = logging.getLogger("joinedup.runner")
 
 ENGLAND = "E92000001"
 UNIT_SCALE = {"per_100k": 100000.0, "percent": 100.0, "days": 1.0, "count": 1.0, "mean": 1.0}
@@ -312,10 +317,21 @@ def _input_change(con, before: list[int], now: list[int]) -> str:
 
 
 @dataclass
+class MonthFailure:
+    """A month whose rebuild was rolled back: its previous figures (if any) stay in place."""
+
+    month: date
+    audits: list[str]           # the blocking audits that failed; empty when the build raised
+    reason: str                 # one line, for people: the audits' findings or the error
+    had_figures: bool = False   # whether the month had figures from an earlier build
+
+
+@dataclass
 class BuildResult:
     months_built: list[date] = field(default_factory=list)
     models_run: int = 0
     audits: list[dict] = field(default_factory=list)
+    failed: list[MonthFailure] = field(default_factory=list)
 
 
 def create_views(con, project: Project, *, tables: bool = False) -> None:
@@ -419,21 +435,52 @@ def write_catalog(con, project: Project) -> None:
 
 def build_months(con, project: Project, plans: list[MonthPlan], *, run_id: str,
                  on_month=None) -> BuildResult:
-    """Rebuild each stale month in its own transaction: delete, insert, audit, commit."""
+    """Rebuild each stale month in its own transaction: delete, insert, audit, commit.
+
+    A month whose blocking audit fails, or whose build raises, is rolled back and recorded in
+    `failed`; the other months are still built. Only an interrupt (KeyboardInterrupt,
+    SystemExit) stops the loop."""
     result = BuildResult()
     stale = [p for p in plans if p.stale]
     create_views(con, project, tables=bool(stale))
     index = InputIndex(con)   # no file loads during a build: read the inputs once
     for plan in stale:
-        _build_month(con, project, plan, run_id, result, index)
+        failure = _build_month_or_failure(con, project, plan, run_id, result, index)
+        if failure:
+            result.failed.append(failure)
+        else:
+            result.months_built.append(plan.month)
         if on_month:
             on_month(plan)
     update_statuses(con)
     return result
 
 
-def _build_month(con, project: Project, plan: MonthPlan, run_id: str, result: BuildResult,
-                 index: InputIndex) -> None:
+def _build_month_or_failure(con, project: Project, plan: MonthPlan, run_id: str,
+                            result: BuildResult, index: InputIndex) -> MonthFailure | None:
+    try:
+        audits = _build_month(con, project, plan, index)
+    except Exception as error:   # any bug or data surprise in one month must not stop the others
+        reason = f"build error: {_one_line(error)}"
+        # The run summary names the month and the reason; the traceback is for a developer who
+        # turns on debug logging, never on a user's screen.
+        log.debug("building %s failed; its previous figures were kept\n%s", f"{plan.month:%Y-%m}",
+                  withhold_numbers("".join(traceback.format_exception(error))))
+        return MonthFailure(plan.month, [], reason, _has_figures(con, plan.month))
+    # Recorded after the month's transaction, so a rolled-back month keeps its audit results.
+    _record_audits(con, audits, run_id)
+    result.audits += audits
+    blocking = [a for a in audits if a["offending"] and a["severity"] == "fail"]
+    if not blocking:
+        result.models_run += len(plan.models)
+        return None
+    return MonthFailure(plan.month, [a["audit"] for a in blocking], _blocking_reason(project, blocking),
+                        _has_figures(con, plan.month))
+
+
+def _build_month(con, project: Project, plan: MonthPlan, index: InputIndex) -> list[dict]:
+    """Build one month in one transaction and return its audits; the month is committed only
+    when no blocking (`severity: fail`) audit finds offending rows, else rolled back."""
     params = {"period_start": plan.month, "period_end": _month_end(plan.month)}
     con.execute("begin transaction")
     try:
@@ -443,13 +490,40 @@ def _build_month(con, project: Project, plan: MonthPlan, run_id: str, result: Bu
         for model in project.metrics:
             if model.name in plan.models:
                 _write_metric(con, project, model, plan.month, params, index)
-                result.models_run += 1
-        result.audits += _run_audits(con, project, plan.month, params, run_id)
-        con.execute("commit")
+        audits = _run_audits(con, project, plan.month, params)
+        blocked = any(a["offending"] and a["severity"] == "fail" for a in audits)
+        con.execute("rollback" if blocked else "commit")
     except BaseException:
-        con.execute("rollback")
+        _rollback_quietly(con)
         raise
-    result.months_built.append(plan.month)
+    return audits
+
+
+def _rollback_quietly(con) -> None:
+    """Roll back what is left of a month's transaction (a failed commit may have ended it)."""
+    try:
+        con.execute("rollback")
+    except duckdb.Error:
+        pass
+
+
+def _has_figures(con, month: date) -> bool:
+    return con.execute("select count(*) > 0 from metric_cells where period_month = ?",
+                       [month]).fetchone()[0]
+
+
+def _one_line(error: BaseException, limit: int = 300) -> str:
+    """The error's type and first line, with anything that could be an NHS number withheld."""
+    first = (str(error).strip().splitlines() or [""])[0]
+    text = f"{type(error).__name__}: {first}" if first else type(error).__name__
+    return withhold_numbers(text if len(text) <= limit else text[:limit - 1] + "…")
+
+
+def _blocking_reason(project: Project, blocking: list[dict]) -> str:
+    described = {a.name: a.header.get("description", "") for a in project.audits}
+    return " ".join(
+        f"audit {a['audit']} failed for {a['month']:%Y-%m}: {a['offending']} offending rows "
+        f"(first: {a['example']}). {described.get(a['audit'], '')}".strip() for a in blocking)
 
 
 def _used(sql: str, params: dict) -> dict:
@@ -550,22 +624,22 @@ def _write_metric(con, project: Project, model: Model, month: date, params: dict
                  [f[0] for f in files]])
 
 
-def _run_audits(con, project: Project, month: date, params: dict, run_id: str) -> list[dict]:
+def _run_audits(con, project: Project, month: date, params: dict) -> list[dict]:
+    """Every audit of the month, blocking or not, so that a failed month names all it failed."""
     results = []
     for audit in project.audits:
         rows = con.execute(audit.sql, _used(audit.sql, params)).fetchall()
-        severity = audit.header.get("severity", "fail")
         example = ", ".join(str(v) for v in rows[0]) if rows else None
-        results.append({"month": month, "audit": audit.name, "severity": severity,
-                        "offending": len(rows), "example": example})
-        con.execute("insert into audit_results values (?, ?, ?, ?, ?, ?, current_timestamp)",
-                    [run_id, month, audit.name, severity, len(rows), example])
-        if rows and severity == "fail":
-            raise AuditFailed(
-                f"audit {audit.name} failed for {month:%Y-%m}: {len(rows)} offending rows "
-                f"(first: {example}). {audit.header.get('description', '')} "
-                f"The month's previous figures were kept.")
+        results.append({"month": month, "audit": audit.name,
+                        "severity": audit.header.get("severity", "fail"),
+                        "offending": len(rows), "example": withhold_numbers(example)})
     return results
+
+
+def _record_audits(con, audits: list[dict], run_id: str) -> None:
+    for a in audits:
+        con.execute("insert into audit_results values (?, ?, ?, ?, ?, ?, current_timestamp)",
+                    [run_id, a["month"], a["audit"], a["severity"], a["offending"], a["example"]])
 
 
 def update_statuses(con) -> None:

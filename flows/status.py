@@ -1,6 +1,8 @@
 """`joinedup status`: what has run, what is loaded, what is stale, what is missing."""
 from __future__ import annotations
 
+import json
+
 import duckdb
 from rich.console import Console
 from rich.table import Table
@@ -17,6 +19,9 @@ def show(settings: Settings, console: Console, *, runs: int = 10) -> None:
     con = duckdb.connect(str(settings.db), read_only=True)
     try:
         console.print(_runs_table(con, runs))
+        latest_failures = _latest_run_failures(con)
+        if latest_failures:      # in full, on one line: a table cell may be cut to fit
+            console.print(latest_failures, markup=False, highlight=False, soft_wrap=True)
         months = runner.loaded_months(con)
         console.print(f"Loaded months: {_span(months)}")
         plans = [p for p in runner.plan_months(con, runner.load_project(), months) if p.stale]
@@ -46,6 +51,27 @@ def _runs_table(con, limit: int) -> Table:
     for row in rows:
         table.add_row(f"{row[0]:%Y-%m-%d %H:%M}", *[str(v) for v in row[1:]])
     return table
+
+
+def _has_column(con, table: str, column: str) -> bool:
+    return con.execute("select count(*) > 0 from information_schema.columns "
+                       "where table_name = ? and column_name = ?", [table, column]).fetchone()[0]
+
+
+def _latest_run_failures(con) -> str | None:
+    if not relation_exists(con, "run_log") or not _has_column(con, "run_log", "failed_months"):
+        return None
+    row = con.execute("select run_id, failed_months from run_log "
+                      "order by started_at desc limit 1").fetchone()
+    text = failed_months_text(row[1]) if row else ""
+    return (f"Failed months in the latest run ({row[0]}), rolled back; any previous figures were "
+            f"kept: {text}") if text else None
+
+
+def failed_months_text(failed_json: str | None) -> str:
+    """'2025-03 (published_totals_match), 2025-07 (build error: ...)' from run_log.failed_months."""
+    failures = json.loads(failed_json) if failed_json else []
+    return ", ".join(f"{f['month']} ({', '.join(f['audits']) or f['reason']})" for f in failures)
 
 
 def _missing_table(con) -> Table:
