@@ -341,3 +341,28 @@ def test_headers_state_window_direction_and_analogue():
         "reablement_after_discharge_65plus": {"apc", "reablement", "orgs"},
         "carehome_after_discharge_65plus": {"apc", "carehome", "orgs"},
         "readmission_after_reablement_91d": {"apc", "reablement", "orgs"}}
+
+
+# ------------------------------------------------------------------ linkage rate
+
+
+def test_linkage_rate_per_council_and_month(con, landing):
+    write_csv(landing / "apc_R0A_2024-01.csv", APC_HEADER,
+              spell("R0A", "S1", "P1", 80, A, "2024-01-01", discharged="2024-01-05"))   # long before
+    write_csv(landing / "apc_R0A_2025-10.csv", APC_HEADER,
+              spell("R0A", "S2", "P2", 30, X, "2025-10-01"))                            # any age, area
+    write_csv(landing / f"reablement_{A}_2025-10.csv", REABLEMENT_HEADER,
+              reablement("C1", "P1", "2025-10-05"),              # links (a spell of any date)
+              reablement("C2", "P2", "2025-10-05"),              # links
+              reablement("C3", "P3", "2025-10-05"),              # no spell
+              reablement("C4", "", "2025-10-05"))                # no person id: not in the rate
+    write_csv(landing / f"carehome_{B}_2025-10.csv", CAREHOME_HEADER,
+              carehome("K1", "B-0001", "2025-10-05", la=B),      # the council's own ids
+              carehome("K2", "B-0002", "2025-09-05", la=B))
+    build(con, landing)
+    got = con.execute("""select strftime(period_month, '%Y-%m'), la_code, dataset, rows_without_person_id,
+                                rows_with_person_id, rows_linked, linkage_rate
+                         from linkage_rate order by all""").fetchall()
+    assert got == [("2025-09", B, "carehome", 0, 1, 0, 0.0),
+                   ("2025-10", A, "reablement", 1, 3, 2, pytest.approx(200 / 3)),
+                   ("2025-10", B, "carehome", 0, 1, 0, 0.0)]
