@@ -898,10 +898,11 @@ def linkage_by_month(data: ReportData, month: date, councils: list[Area]) -> dic
     """Linkage rate per council (reablement and care home rows together) for each of the
     LINKAGE_MONTHS months to `month`, newest first; councils with no rows are left out."""
     months = month_range(add_months(month, 1 - LINKAGE_MONTHS), month)[::-1]
-    shown = [c for c in councils if any(_linkage_cell(data, [m], c, COUNCIL_DATASETS) for m in months)]
-    return {"councils": shown,
-            "rows": [{"month": m, "cells": [_linkage_cell(data, [m], c, COUNCIL_DATASETS) for c in shown]}
-                     for m in months] if shown else []}
+    cells = {(m, c.code): _linkage_cell(data, [m], c, COUNCIL_DATASETS) for m in months for c in councils}
+    shown = [c for c in councils if any(cells[m, c.code] for m in months)]
+    rows = [{"month": m, "cells": [cells[m, c.code] for c in shown]} for m in months]
+    # months before any council's first rows say nothing
+    return {"councils": shown, "rows": [r for r in rows if any(r["cells"])]}
 
 
 # --- exports -------------------------------------------------------------------------------------

@@ -71,6 +71,8 @@ def test_linked_metrics_are_in_the_joined_up_section_only(reports):
         assert f'href="#metric-{metric_id}"' in html             # the summary links to it
     assert html.index('<section id="data-quality"') > joined_up
     assert "Joined-up care" in section(html, "joined-up")
+    contents = html[html.index('<nav class="contents'):html.index("</nav>", html.index('<nav class="contents'))]
+    assert contents.index('href="#joined-up"') < contents.index('href="#data-quality"')
 
 
 def test_each_councils_linkage_rate_is_beside_the_measures(reports):
