@@ -168,3 +168,21 @@ def test_the_rebuilt_months_use_the_new_rows(work):
                          and metric_id = 'readmission_after_reablement_91d' and period_month = ?""",
                       [A, first("2025-08")]).fetchone()
     assert got == (1, 1)          # R0A's August readmission still follows; RM3's is now elective
+
+
+@pytest.mark.parametrize(("month", "dataset", "days", "reached"), [
+    ("2025-01", "carehome", 30, ["2025-02", "2025-03"]),          # 31 Jan + 30 days = 2 March
+    ("2025-02", "carehome", 30, ["2025-03"]),                     # 28 Feb + 30 days = 30 March
+    ("2025-01", "reablement", 1, ["2025-02"]),
+    ("2025-05", "apc", 91, ["2025-06", "2025-07", "2025-08"]),    # 31 May + 91 days = 30 August
+    ("2025-05", "apc", 0, []),
+])
+def test_the_later_months_a_metric_reads_follow_the_calendar(month, dataset, days, reached):
+    from flows.runner import InputIndex
+
+    index = InputIndex.__new__(InputIndex)      # no database: one file per dataset and month
+    months = [date(2025, m, 1) for m in range(1, 13)]
+    index.by_month = {m: [(i, f"{d}_{m:%Y-%m}", b"", d) for i, d in enumerate(("apc", "carehome", "reablement"))]
+                      for m in months}
+    got = [name for _, name, _ in index.files_ahead(first(month), dataset, days)]
+    assert got == [f"{dataset}_{m}" for m in reached]
