@@ -158,6 +158,9 @@ class ReportData:
     rejected: list[dict]
     quality: list[dict]
     _figures: dict = field(default_factory=dict)
+    # joined-up care (extracts 3a): the linked metrics and each council's linkage by month
+    linked_metric_ids: frozenset[str] = frozenset()
+    linkage: list[dict] = field(default_factory=list)
 
     def figure(self, area: Area, month: date, metric: Metric) -> Figure:
         key = (area.code, month, metric.metric_id)
@@ -475,6 +478,8 @@ def load_report_data(con: duckdb.DuckDBPyConnection, first: date, last: date) ->
                             "where status = 'rejected' and period in ? order by file_name", [periods]),
         quality=_rows(con, "select period_month, area_code, measure, value from data_quality "
                            "where period_month between ? and ?", between),
+        linked_metric_ids=_load_linked_metric_ids(con),
+        linkage=_load_linkage(con, between),
     )
 
 
@@ -553,6 +558,7 @@ def hwb_page_context(data: ReportData, month: date, hwb: Area) -> dict:
         "providers": providers,
         "methodology": _methodology(metrics, providers),
         "data_quality": data_quality(data, month, [hwb] + _providers(data, hwb.parent)),
+        "joined_up": joined_up_section(data, month, [hwb]),
     }
 
 
@@ -573,6 +579,7 @@ def icb_page_context(data: ReportData, month: date, icb: Area) -> dict:
         "providers": providers,
         "methodology": _methodology(metrics, providers),
         "data_quality": data_quality(data, month, hwbs + _providers(data, icb.code)),
+        "joined_up": joined_up_section(data, month, hwbs),
     }
 
 
@@ -815,6 +822,88 @@ def _areas_of_type(data: ReportData, month: date, area_type: str) -> list[Area]:
 
 def icb_hwbs(data: ReportData, month: date, icb: Area) -> list[Area]:
     return [a for a in _areas_of_type(data, month, "hwb") if a.parent == icb.code]
+
+
+# --- joined-up care (extracts 3a) ---------------------------------------------------------------
+
+COUNCIL_DATASETS = ("reablement", "carehome")
+LINKAGE_MONTHS = 12           # months of linkage rates in the data-quality table
+LINKAGE_RULE = (
+    "The linkage rate is the share of a council's reablement and care home rows carrying an NHS "
+    "number (or another person id) whose person is found in at least one hospital spell from "
+    "any provider, at any date. A council whose ids cannot be matched to hospital records has a "
+    "rate near 0%, and its joined-up figures are then low because the records cannot be joined, "
+    "not because people were not helped."
+)
+
+
+def _load_linked_metric_ids(con) -> frozenset[str]:
+    """Metrics that follow people from hospital into council data: the catalogue's metrics that
+    read hospital spells and a council dataset (none in a catalogue made before `datasets`)."""
+    has_datasets = con.execute("select count(*) from duckdb_columns() where table_name = "
+                               "'metric_catalog' and column_name = 'datasets'").fetchone()[0] > 0
+    if not has_datasets:
+        return frozenset()
+    rows = con.execute("""select metric_id from metric_catalog
+                          where list_contains(datasets, 'apc')
+                            and list_has_any(datasets, ?::varchar[])""",
+                       [list(COUNCIL_DATASETS)]).fetchall()
+    return frozenset(r[0] for r in rows)
+
+
+def _load_linkage(con, between: list[date]) -> list[dict]:
+    """Each council's rows with a person id and those linked to a hospital spell, by month
+    (nothing when the database has no `linkage_rate` view)."""
+    exists = con.execute("select count(*) from duckdb_views() where view_name = 'linkage_rate'"
+                         ).fetchone()[0] > 0
+    if not exists:
+        return []
+    return _rows(con, """select period_month, la_code, dataset, rows_with_person_id, rows_linked
+                         from linkage_rate where period_month between ? and ?""", between)
+
+
+def joined_up_section(data: ReportData, month: date, councils: list[Area]) -> dict:
+    """The page's "Joined-up care" section: which of its metric sections are linked metrics
+    (shown there, not among the others), and the linkage rate of each council beside them,
+    for the month and the twelve months to it, by dataset; and the linkage rate of each
+    council by month for the data-quality section. Counts pass through flows.sdc."""
+    return {
+        "metric_ids": sorted(data.linked_metric_ids),
+        "councils": [row for council in councils for dataset in COUNCIL_DATASETS
+                     if (row := _council_linkage(data, month, council, dataset))],
+        "by_month": linkage_by_month(data, month, councils),
+        "rule": LINKAGE_RULE,
+    }
+
+
+def _linkage_cell(data: ReportData, months: list[date], council: Area,
+                  datasets: tuple[str, ...]) -> sdc.Cell | None:
+    rows = [r for r in data.linkage if r["la_code"] == council.code and r["period_month"] in months
+            and r["dataset"] in datasets]
+    if not rows:
+        return None
+    return sdc.publish_cell(sum(r["rows_linked"] for r in rows),
+                            sum(r["rows_with_person_id"] for r in rows), scale=100)
+
+
+def _council_linkage(data: ReportData, month: date, council: Area, dataset: str) -> dict | None:
+    year = month_range(add_months(month, 1 - LINKAGE_MONTHS), month)
+    over_year = _linkage_cell(data, year, council, (dataset,))
+    if over_year is None:
+        return None
+    return {"org": council, "dataset": dataset,
+            "month": _linkage_cell(data, [month], council, (dataset,)), "year": over_year}
+
+
+def linkage_by_month(data: ReportData, month: date, councils: list[Area]) -> dict:
+    """Linkage rate per council (reablement and care home rows together) for each of the
+    LINKAGE_MONTHS months to `month`, newest first; councils with no rows are left out."""
+    months = month_range(add_months(month, 1 - LINKAGE_MONTHS), month)[::-1]
+    cells = {(m, c.code): _linkage_cell(data, [m], c, COUNCIL_DATASETS) for m in months for c in councils}
+    shown = [c for c in councils if any(cells[m, c.code] for m in months)]
+    rows = [{"month": m, "cells": [cells[m, c.code] for c in shown]} for m in months]
+    # months before any council's first rows say nothing
+    return {"councils": shown, "rows": [r for r in rows if any(r["cells"])]}
 
 
 # --- exports -------------------------------------------------------------------------------------

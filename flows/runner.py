@@ -261,6 +261,48 @@ class InputIndex:
             self._memo[key] = [found[i] for i in sorted(found)]
         return self._memo[key]
 
+    def has_rows(self, month: date, datasets: set[str]) -> bool:
+        """Whether a loaded file of one of the datasets has rows in the month itself."""
+        return any(r[3] in datasets for r in self.by_month.get(month, []))
+
+    def files_ahead(self, month: date, dataset: str, days: int) -> list[tuple[int, str, bytes]]:
+        """Files of the dataset with rows in a later month that `days` after the month's end
+        reaches (file_months are months, so the whole of the last month reached counts)."""
+        reach = date.fromordinal(_month_end(month).toordinal() + days).replace(day=1)
+        found, later = [], _next_month(month)
+        while later <= reach:
+            found += [r[:3] for r in self.by_month.get(later, []) if r[3] == dataset]
+            later = _next_month(later)
+        return found
+
+
+def reads_ahead(model: Model) -> dict[str, int]:
+    """The header's `reads_ahead_days: apc 91` (comma separated for several datasets): a
+    month's cells also read that dataset's rows dated up to so many days after the month's end,
+    as a linked metric follows its month's people into later data."""
+    ahead = {}
+    for part in model.header.get("reads_ahead_days", "").split(","):
+        if part.strip():
+            dataset, days = part.split()
+            ahead[dataset] = int(days)
+    return ahead
+
+
+def metric_inputs(project: Project, model: Model, month: date,
+                  index: InputIndex) -> list[tuple[int, str, bytes]]:
+    """The loaded files a metric's month is built from: those with rows in the month, and for
+    a `reads_ahead_days` dataset also those with rows in the later months the metric reads.
+
+    The later files count only while a dataset the month's cohort comes from (the datasets it
+    reads, less those it reads ahead) has rows in the month: with no cohort, later data cannot
+    change its cells (a readmission after reablement needs a reablement row in the month)."""
+    files = index.files(month, _metric_datasets(project, model))
+    ahead = reads_ahead(model)
+    if ahead and index.has_rows(month, project.datasets_of(model.name) - set(ahead)):
+        later = [f for dataset, days in ahead.items() for f in index.files_ahead(month, dataset, days)]
+        files = sorted({f[0]: f for f in files + later}.values())
+    return files
+
 
 def _fingerprint(files: list[tuple[int, str, bytes]]) -> str:
     return letters(hashlib.sha256(b"".join(sorted(f[2] for f in files))).digest())
@@ -295,7 +337,7 @@ def _stale_reason(con, project: Project, model: Model, month: date, built: tuple
     if built[0] != project.fingerprint(model.name):
         return "model SQL changed (" + ", ".join(
             m.path.name for m in project.upstream(model.name)) + ")"
-    files = index.files(month, _metric_datasets(project, model))
+    files = metric_inputs(project, model, month, index)
     if built[1] != _fingerprint(files):
         return _input_change(con, built[2] or [], [f[0] for f in files])
     return None
@@ -530,9 +572,12 @@ def _used(sql: str, params: dict) -> dict:
     return {k: v for k, v in params.items() if f"${k}" in sql}
 
 
+def _next_month(month: date) -> date:
+    return date(month.year + month.month // 12, month.month % 12 + 1, 1)
+
+
 def _month_end(month: date) -> date:
-    nxt = date(month.year + month.month // 12, month.month % 12 + 1, 1)
-    return date.fromordinal(nxt.toordinal() - 1)
+    return date.fromordinal(_next_month(month).toordinal() - 1)
 
 
 ROLLUP_SQL = """
@@ -617,7 +662,7 @@ def _write_metric(con, project: Project, model: Model, month: date, params: dict
     sql = _rollup_sql(model)
     con.execute("insert into metric_cells " + sql,
                 _used(sql, {**params, "metric_id": metric_id, "scale": UNIT_SCALE[model.header["unit"]]}))
-    files = index.files(month, _metric_datasets(project, model))
+    files = metric_inputs(project, model, month, index)
     con.execute("insert or replace into model_builds (period_month, model, sql_fingerprint, "
                 "input_fingerprint, input_files) values (?, ?, ?, ?, ?)",
                 [month, model.name, project.fingerprint(model.name), _fingerprint(files),

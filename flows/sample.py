@@ -11,6 +11,15 @@ and three acute providers (`R0A`, `RM3`, `RWW`):
 - `reablement_<LA>_<YYYY-MM>.csv` (rows re-sent once their 91-day status is known) and
   `carehome_<LA>_<YYYY-MM>.csv`.
 
+Council rows are drawn from the hospital discharges of the same people (same NHS number), so the
+linked metrics of extracts section 3a have something to find: most reablement rows carry the
+spell's DISDATE, some the day after (a match) and a few a day early or two days late (a near
+miss); care home admissions follow discharges on the day, within 30 days and just after it;
+readmissions after reablement come from the hospital spells themselves. Trafford's council sends
+PSEUDO_IDs of its own instead of NHS numbers for the first half of the months: its rows then
+link to nothing, and its linkage rate shows it. These details draw from a random stream of
+their own, so every other figure of the sample is the same as without them.
+
 People come from a fixed pool per area (the HWB's population, ~560,000 in all) with NHS numbers
 in the NHS test range (999…, modulus-11 valid; ~0.5% of spells carry a bad or missing one); the
 same person is linked across hospital and council data. Emergency admissions run at ~90 per
@@ -99,12 +108,24 @@ APC_COLUMNS = (
      "ADMIMETH", "ADMISORC", "CLASSPAT", "DISDATE", "DISMETH", "DISDEST", "DISCHARGE_READY_DATE"]
     + [f"DIAG_4_{i:02d}" for i in range(1, 21)]
 )
-REABLEMENT_COLUMNS = ["LA_CODE", "CLIENT_ID", "NEWNHSNO", "AGE", "HOSP_DISCHARGE_DATE",
+REABLEMENT_COLUMNS = ["LA_CODE", "CLIENT_ID", "NEWNHSNO", "PSEUDO_ID", "AGE", "HOSP_DISCHARGE_DATE",
                       "SERVICE_START_DATE", "STATUS_91D"]
-CAREHOME_COLUMNS = ["LA_CODE", "CLIENT_ID", "NEWNHSNO", "AGE", "ADMISSION_DATE", "SETTING",
+CAREHOME_COLUMNS = ["LA_CODE", "CLIENT_ID", "NEWNHSNO", "PSEUDO_ID", "AGE", "ADMISSION_DATE", "SETTING",
                     "PERMANENT", "FUNDING"]
 _DATE_COLUMNS = {"ADMIDATE", "DISDATE", "DISCHARGE_READY_DATE", "HOSP_DISCHARGE_DATE",
                  "SERVICE_START_DATE", "ADMISSION_DATE"}
+
+# Linking people across hospital and council data (extracts 3a). The council's discharge date
+# is mostly the hospital's DISDATE; some councils record the next day (still a match) and a few
+# are two days out or a day early (a near miss). Offsets: (days, probability).
+_REPORTED_DISCHARGE_OFFSETS = ((0, 0.80), (1, 0.12), (2, 0.05), (-1, 0.03))
+# People aged 65+ discharged home who go into a care home some weeks later: share of such
+# discharges, and the days after discharge (3-60: about half within the 30-day window).
+_LATER_CARE_HOME_SHARE = 0.003
+_LATER_CARE_HOME_DAYS = (3, 60)
+# The council whose ids cannot be linked: for the first half of the sample it sends PSEUDO_IDs
+# of its own case-management system instead of NHS numbers (index into AREAS).
+UNLINKED_COUNCIL = 1
 
 # Spell kinds
 EMERGENCY, ELECTIVE, MATERNITY, BIRTH, TRANSFER = 0, 1, 2, 3, 4
@@ -321,6 +342,9 @@ def _age_band(age):
 class _Generator:
     def __init__(self, seed: int, start_mi: int, months: int):
         self.rng = np.random.default_rng(np.random.SeedSequence([seed, 20240401]))
+        # A stream of its own for the linked-care details, so that they leave every other draw
+        # (and so every other figure of the sample) as it was.
+        self.link_rng = np.random.default_rng(np.random.SeedSequence([seed, 3141]))
         self.month_idx = list(range(start_mi, start_mi + months))
         self.start_mi = start_mi
         self.months = months
@@ -942,12 +966,14 @@ class _Generator:
             # ~3% reported a month late
             "late": rng.random(n) < 0.03,
         }
+        self._add_later_care_home_admissions()
         # Reablement: nobody re-sent after death is an issue; drop rows after a known death.
         r = self.reab
         ok = (self.death_day[r["person"]] < 0) | (r["dis"] <= self.death_day[r["person"]])
         self.reab = {k: v[ok] for k, v in r.items()}
         _, first = np.unique(self.reab["person"] * 100_000 + self.reab["dis"], return_index=True)
         self.reab = {k: v[np.sort(first)] for k, v in self.reab.items()}
+        self.reab["reported"] = self._reported_discharge(self.reab["dis"])
         # client ids: one per person per council, numbered in a shuffled order
         self.client_no = {}
         for i in range(self.n_areas):
@@ -955,6 +981,62 @@ class _Generator:
                                                self.care["person"][self.care["area"] == i]]))
             numbers = rng.permutation(len(people)) + 1 + rng.integers(100, 900)
             self.client_no[i] = (people, numbers)
+
+    def _reported_discharge(self, dis: np.ndarray) -> np.ndarray:
+        """HOSP_DISCHARGE_DATE as the council records it: DISDATE, or a day or two out.
+
+        An offset is kept only where it leaves both the discharge month and the month 91 days
+        on unchanged, so the council's own figures (by discharge month, status re-sent after 91
+        days) are the same as with no offset."""
+        days = np.array([d for d, _ in _REPORTED_DISCHARGE_OFFSETS])
+        p = np.array([w for _, w in _REPORTED_DISCHARGE_OFFSETS])
+        offset = days[self.link_rng.choice(len(days), len(dis), p=p)]
+        moved = dis + offset
+        same = (_day_month(moved) == _day_month(dis)) & (_day_month(moved + 91) == _day_month(dis + 91))
+        return np.where(same, moved, dis)
+
+    def _add_later_care_home_admissions(self):
+        """Some people aged 65+ discharged home alive go into a care home 3-60 days later:
+        inside and outside the 30-day window of carehome_after_discharge_65plus. Drawn from
+        `link_rng` and appended, so the care home rows drawn before are unchanged."""
+        rng, sp, c = self.link_rng, self.spells, self.care
+        years, _ = self.ages_at(sp["person"], sp["dis"])
+        home = (sp["disdest"] == "19") & ~sp["died"] & (years >= 65) & (sp["area"] < self.n_areas) \
+            & (sp["dis"] >= self.range_start) & (sp["dis"] <= self.range_end)
+        rows = np.flatnonzero(home & (rng.random(len(years)) < _LATER_CARE_HOME_SHARE))
+        lo, hi = _LATER_CARE_HOME_DAYS
+        person, day = sp["person"][rows], sp["dis"][rows] + rng.integers(lo, hi + 1, len(rows))
+        alive_then = (self.death_day[person] < 0) | (day < self.death_day[person])
+        keep = alive_then & (day <= self.range_end) & ~np.isin(person * 100_000 + day,
+                                                               c["person"] * 100_000 + c["day"])
+        person, day = person[keep], day[keep]
+        _, first = np.unique(person * 100_000 + day, return_index=True)
+        person, day = person[np.sort(first)], day[np.sort(first)]
+        n = len(person)
+        age, _ = self.ages_at(person, day)
+        nursing = rng.random(n) < np.where(age >= 85, 0.45, 0.35)
+        self_share = np.array([a.self_funders for a in AREAS])[self.p_area[person]]
+        u = rng.random(n)
+        funding = np.where(u < self_share, "SELF", np.where(u < self_share + 0.12, "NHS", "LA"))
+        added = {
+            "person": person, "area": self.p_area[person], "age": age, "day": day,
+            "setting": np.where(nursing, "NURSING", "RESIDENTIAL"),
+            "permanent": np.where(rng.random(n) < 0.8, "Y", "N"), "funding": funding.astype("<U5"),
+            "late": rng.random(n) < 0.03,
+        }
+        self.care_drawn_first = len(c["person"])
+        self.care = {k: np.concatenate([c[k], added[k]]) for k in c}
+
+    def council_ids(self, area: int, person: np.ndarray, month: int) -> tuple[np.ndarray, np.ndarray]:
+        """(NEWNHSNO, PSEUDO_ID) a council sends for these people in month `month` (0-based).
+
+        UNLINKED_COUNCIL sends ids of its own, not NHS numbers, for the first half of the
+        sample: its rows carry a person id that no hospital spell has."""
+        nhs = self.p_nhs[person].astype(str)
+        if area == UNLINKED_COUNCIL and month < self.months // 2:
+            own = np.char.add(f"{AREAS[area].client_prefix}-P", np.char.zfill(person.astype(str), 8))
+            return np.full(len(person), "", dtype="<U10"), own
+        return nhs, np.full(len(person), "", dtype="<U1")
 
     def client_ids(self, area: int, person: np.ndarray) -> np.ndarray:
         people, numbers = self.client_no[area]
@@ -1121,6 +1203,7 @@ class _Writer:
         self.frames: dict[tuple, pl.DataFrame] = {}
         self.paths: dict[tuple, Path] = {}
         self.fault_rng = np.random.default_rng(np.random.SeedSequence([seed, 9119]))
+        self.seed = seed
         n = gen.months
         k1 = min(1, n - 1)
         self.fault_hosts = {("apc", "R0A", k1), ("apc", "RM3", k1),
@@ -1369,12 +1452,14 @@ class _Writer:
         status_month = _day_month(r["dis"] + 91) - g.start_mi
         c = g.care
         c_month = _day_month(c["day"]) - g.start_mi + c["late"].astype(np.int64)
+        link_rng = np.random.default_rng(np.random.SeedSequence([self.seed, 3142]))
         for i, area in enumerate(AREAS):
             mine = r["area"] == i
-            nhs_r = np.where(self.fault_rng.random(len(r["person"])) < 0.05, "",
-                             g.p_nhs[r["person"]].astype(str))
-            nhs_c = np.where(self.fault_rng.random(len(c["person"])) < 0.10, "",
-                             g.p_nhs[c["person"]].astype(str))
+            # rows sent with no NHS number (and no id of the council's own)
+            blank_r = self.fault_rng.random(len(r["person"])) < 0.05
+            # the rows added for linked care draw from a stream of their own, after the others
+            blank_c = np.concatenate([self.fault_rng.random(g.care_drawn_first),
+                                      link_rng.random(len(c["person"]) - g.care_drawn_first)]) < 0.10
             for m in range(g.months):
                 first = mine & (r_month == m)
                 resend = mine & (status_month + lag[i % 2] == m)
@@ -1382,21 +1467,28 @@ class _Writer:
                 status = np.concatenate([np.full(first.sum(), ""), r["status"][resend]])
                 order = np.lexsort((r["person"][rows], r["dis"][rows]))
                 rows, status = rows[order], status[order]
+                nhs, pseudo = g.council_ids(i, r["person"][rows], m)
+                reported = r["reported"][rows]
                 df = pl.DataFrame({
                     "LA_CODE": [area.code] * len(rows),
                     "CLIENT_ID": g.client_ids(i, r["person"][rows]),
-                    "NEWNHSNO": nhs_r[rows], "AGE": r["age"][rows].astype(str),
-                    "HOSP_DISCHARGE_DATE": _dates(r["dis"][rows]),
-                    "SERVICE_START_DATE": _dates(r["start"][rows]), "STATUS_91D": status,
+                    "NEWNHSNO": np.where(blank_r[rows], "", nhs),
+                    "PSEUDO_ID": np.where(blank_r[rows], "", pseudo), "AGE": r["age"][rows].astype(str),
+                    "HOSP_DISCHARGE_DATE": _dates(reported),
+                    # the service starts 0-3 days after the discharge the council records
+                    "SERVICE_START_DATE": _dates(np.clip(r["start"][rows], reported, reported + 3)),
+                    "STATUS_91D": status,
                 }, schema={cname: pl.String for cname in REABLEMENT_COLUMNS})
                 self._periodic("reablement", area.code, m, df)
 
                 rows = np.flatnonzero((c["area"] == i) & (c_month == m))
                 rows = rows[np.lexsort((c["person"][rows], c["day"][rows]))]
+                nhs, pseudo = g.council_ids(i, c["person"][rows], m)
                 df = pl.DataFrame({
                     "LA_CODE": [area.code] * len(rows),
                     "CLIENT_ID": g.client_ids(i, c["person"][rows]),
-                    "NEWNHSNO": nhs_c[rows], "AGE": c["age"][rows].astype(str),
+                    "NEWNHSNO": np.where(blank_c[rows], "", nhs),
+                    "PSEUDO_ID": np.where(blank_c[rows], "", pseudo), "AGE": c["age"][rows].astype(str),
                     "ADMISSION_DATE": _dates(c["day"][rows]), "SETTING": c["setting"][rows],
                     "PERMANENT": c["permanent"][rows], "FUNDING": c["funding"][rows],
                 }, schema={cname: pl.String for cname in CAREHOME_COLUMNS})
@@ -1494,7 +1586,7 @@ class _Writer:
         df = rww.drop("STARTAGE")
         self._write(f"apc_RWW_{p2}_missing_column.csv", self._encode(df, None), df.height)
         reab = self.frames[("reablement", AREAS[1].code, k2)]
-        df = reab.drop("NEWNHSNO")
+        df = reab.drop("NEWNHSNO", "PSEUDO_ID")
         self._write(f"reablement_{AREAS[1].code}_{p2}_no_person_column.csv",
                     self._encode(df, None), df.height)
         self._write(f"apc_RM3_{p2}_corrupt.csv.gz", rng.bytes(2048), 0)

@@ -9,6 +9,9 @@ description: Which cells are provisional, and why. A month is provisional for a 
   month from its first delivery on), or while no loaded file of a dataset the metric reads covers
   the month at all (e.g. a month loaded only from NHS England's published A&E files: its apc
   metrics are zeros until apc extracts arrive). area_code NULL means every area.
+  Linked metrics (extracts 3a) read apc and a council dataset: a missing apc file of any
+  provider makes every area provisional, a missing council file only its own area (with its ICB
+  and England), as for the other metrics; rows awaiting a 91-day status do not hold them back.
 */
 with latest as (
     select dataset, max(period_month) as latest_month from deliveries group by dataset
@@ -63,6 +66,9 @@ awaiting_status as (
     join dim_hwb as h on h.area_code = r.area_code
     cross join lateral (select unnest([h.area_code, h.icb_code, 'E92000001']) as area_code) as area
     where list_contains(c.datasets, 'reablement')
+      -- the linked metrics count reablement rows whatever their STATUS_91D (extracts 3a): their
+      -- months are provisional by follow-up window and expected files only
+      and c.metric_id not in ('reablement_after_discharge_65plus', 'readmission_after_reablement_91d')
 ),
 
 no_extract as (

@@ -13,6 +13,7 @@ from (
     select
         upper(la_code) as area_code,
         client_key,
+        person_id,
         age,
         admission_date,
         setting,

@@ -32,7 +32,7 @@ ORGS = ("ORG_CODE,ORG_TYPE,ORG_NAME,PARENT_CODE",
         f"{TRAFFORD},HWB,Trafford,{ICB}",
         f"R0A,PROVIDER,Manchester University NHS Foundation Trust,{ICB}",
         f"RM3,PROVIDER,Northern Care Alliance NHS Foundation Trust,{ICB}")
-CONTRACT_METRICS = 12
+CONTRACT_METRICS = 15        # section 3's twelve and section 3a's three linked metrics
 
 
 def download_name(month: str) -> str:
@@ -165,7 +165,7 @@ def test_published_months_get_every_contract_metric_cell(loaded):
                         where area_type in ('hwb', 'icb', 'england') and metric_id not like 'ae_%'
                         group by 1 order by 1""")
     assert len(rows) == 12
-    # 12 contract metrics x (2 HWBs + 1 ICB + England), zeros: no apc or council extract has
+    # 15 contract metrics x (2 HWBs + 1 ICB + England), zeros: no apc or council extract has
     # ever arrived, so none is expected (the contract: expected from the first delivery on)
     # and these months are not held provisional for them
     assert all(n == CONTRACT_METRICS and cells == n * 4 for _, n, cells, _ in rows)
