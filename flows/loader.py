@@ -149,7 +149,7 @@ def _load_order(path: Path) -> tuple:
     """
     try:
         name = parse_file_name(path.name)
-    except FileRejected:
+    except Exception:   # noqa: BLE001 - a name that cannot be parsed loads last (and is rejected)
         return (9, "", "", "", (), os.fsencode(path.name))
     # (0, number) sorts before (1, text), so mixed free texts compare without a TypeError
     free = tuple((0, int(t), "") if t.isdigit() else (1, 0, t.lower())
@@ -176,25 +176,23 @@ def inspect(con: duckdb.DuckDBPyConnection, path: Path) -> LandingFile:
     Nothing here stops the run: a step that fails, however it fails, leaves the reason on the
     item and the file is rejected with it when its turn comes to load.
     """
-    item = LandingFile(path, _NO_BYTES)
+    item = LandingFile(path, _NO_BYTES, stage="reading it to compute its SHA-256")
     try:
         stat = path.stat()   # before hashing: a file changed meanwhile is hashed again next run
         item.sha256, item.size, item.mtime_ns = sha256_of(path), stat.st_size, stat.st_mtime_ns
-    except Exception as error:      # noqa: BLE001 - any failure rejects this file only
-        item.rejection = FileRejected("unreadable", f"it could not be read: {plain_cause(error, path)}")
-        return item
-    try:
-        item.name = parse_file_name(path.name)
-    except FileRejected as rejected:
-        item.name_error = rejected
-        item.stage = "checking whether it is a file NHS England or ONS publish"
+        item.stage = "checking its gzip stream"
+        item.read_error = gzip_damage(path)
+        item.stage = "reading its name"
         try:
+            item.name = parse_file_name(path.name)
+        except FileRejected as rejected:
+            item.name_error = rejected
+            item.stage = "checking whether it is a file NHS England or ONS publish"
             item.published_dataset = published.detect_published(path)
-        except Exception as error:  # noqa: BLE001
-            item.rejection = FileRejected(
-                "unreadable", f"it could not be read while {item.stage}: {plain_cause(error, path)}")
-            return item
-    if item.name_error and not _duckdb_can_open(path):
+    except Exception as error:      # noqa: BLE001 - any failure rejects this file only
+        item.rejection = failure_rejection(item, error)
+        return item
+    if item.read_error or (item.name_error and not _duckdb_can_open(path)):
         # DuckDB cannot open a path that is not UTF-8 text; the name is rejected anyway
         return item
     item.stage = "reading its header"
@@ -218,6 +216,41 @@ def inspect_link(path: Path, landing: Path) -> LandingFile:
     item.rejection = FileRejected(
         "symbolic_link", f"it is a symbolic link (pointing {where}); links are never followed")
     return item
+
+
+def gzip_damage(path: Path) -> str | None:
+    """What is wrong with a .gz file's compressed stream, or None when it is whole.
+
+    DuckDB's reader does not check a gzip member's CRC, so a damaged stream can decompress to
+    plausible rows; the whole stream is checked here first (in C, at disk speed), and a file
+    that fails is rejected rather than loaded with altered values.
+    """
+    if not path.name.lower().endswith(".gz"):
+        return None
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(1 << 20)
+            if not data:
+                return "the file is empty: it holds no gzip data"
+            while data:
+                inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)   # gzip header and CRC
+                while data and not inflater.eof:
+                    inflater.decompress(data, 1 << 22)   # output capped: a gzip bomb stays small
+                    data = inflater.unconsumed_tail or handle.read(1 << 20)
+                if not inflater.eof:
+                    return "the gzip data is cut short: the file ends before its stream does"
+                # another gzip member may follow (concatenated .gz files are valid)
+                data = inflater.unused_data.lstrip(b"\0") or handle.read(1 << 20)
+    except zlib.error as error:
+        return f"the gzip data is damaged ({error}); compress the CSV again and resend it"
+    return None
+
+
+def failure_rejection(item: LandingFile, error: BaseException) -> FileRejected:
+    """An unexpected failure, as the rejection of the one file it happened to."""
+    return FileRejected("load_failed", f"{item.file_name} could not be loaded: something went "
+                        f"wrong while {item.stage}: {plain_cause(error, item.path)}; nothing from "
+                        "it was loaded")
 
 
 def _duckdb_can_open(path: Path) -> bool:
@@ -449,7 +482,8 @@ def _read_parquet_into_src(con, path: Path, columns: list[tuple[str, str]]) -> N
         return
     con.execute(f"create temp table src_unnumbered as select {_parquet_as_text(columns)} "
                 f"from {_reader_sql(path, row_numbers=False)}")
-    con.execute("create temp table src as select rowid + 1 as line_number, * from src_unnumbered")
+    con.execute("create temp table src as select row_number() over (order by rowid) as line_number, * "
+                "from src_unnumbered")
     con.execute("drop table src_unnumbered")
 
 
@@ -526,10 +560,7 @@ def _load_guarded(con, item: LandingFile, pseudo_key: str | None) -> LoadResult:
 
 def _record_failure(con, item: LandingFile, error: Exception) -> LoadResult:
     """The file is rejected (rule `load_failed`) and nothing from it is kept."""
-    reason = (f"load_failed: {item.file_name} could not be loaded while {item.stage}: "
-              f"{plain_cause(error, item.path)}; nothing from it was loaded. "
-              "To fix: check the file opens and is the extract the contract describes, "
-              "and put it in the landing folder again")
+    reason = rejection_reason(failure_rejection(item, error))
     result = LoadResult(item.file_name, "rejected", reason=identifiers.withhold_numbers(reason))
     try:
         ledger = _ledger(item)
@@ -610,7 +641,12 @@ REJECTION_ADVICE = {
     "unreadable": "check it is a UTF-8 CSV (optionally gzipped) or a Parquet file, and ask the "
                   "sender to resend it",
     "symbolic_link": "put the file itself in the landing folder, not a link to it",
+    "load_failed": "check the file opens and is the extract the contract describes, then put it "
+                   "in the landing folder again; if it does, report the reason to whoever "
+                   "supports joinedup",
 }
+# Rules whose reason starts with the file's name: the whole file, not a row, could not be read.
+_NAMED_RULES = ("unreadable", "symbolic_link")
 
 
 def rejection_reason(rejected: FileRejected) -> str:
@@ -658,6 +694,8 @@ def _check_columns(con, item: LandingFile) -> None:
 def _reject(con, file_id: int, item: LandingFile, rejected: FileRejected, *,
             rows_readable: bool = False) -> LoadResult:
     """A rejected file loads nothing; readable rows are all quarantined under its reason."""
+    if rejected.rule in _NAMED_RULES and not rejected.detail.startswith(item.file_name):
+        rejected = FileRejected(rejected.rule, f"{item.file_name}: {rejected.detail}")
     rows = 0
     if rows_readable:
         rows = _quarantine_all(con, file_id, item, rejected)
@@ -818,6 +856,7 @@ def _ledger(item: LandingFile) -> tuple[str | None, str | None, str | None, str 
 def _record(con, file_id: int, item: LandingFile, result: LoadResult, *, invalid: int = 0,
             no_person: int = 0) -> LoadResult:
     ledger = _ledger(item)
+    result.reason = identifiers.withhold_numbers(result.reason)    # it is shown in the summary
     _insert_files_row(con, file_id, item, result, ledger, invalid=invalid, no_person=no_person)
     result.dataset, result.period = ledger[0], ledger[2]
     return result
@@ -915,3 +954,21 @@ def _insert_published_quarantine(con, file_id: int, file_name: str,
         con.executemany("insert into quarantine_rows values (?, ?, ?, ?, ?)",
                         [[file_id, file_name, line, rule, identifiers.withhold_numbers(detail)]
                          for line, rule, detail in pub.quarantined])
+
+
+# ---------------------------------------------------------------- the run summary
+
+_SKIPPED_WORDS = {"hidden": ("hidden file", "hidden files"), "folder": ("sub-folder", "sub-folders"),
+                  "special": ("FIFO or other special file", "FIFOs or other special files")}
+
+
+def skipped_summary(summary: LoadSummary) -> str | None:
+    """One line on what in the landing folder was skipped (not loaded, not in `files`)."""
+    parts = []
+    for kind in SKIPPED_KINDS:
+        names = summary.skipped.get(kind, [])
+        if names:
+            one, many = _SKIPPED_WORDS[kind]
+            shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+            parts.append(f"{len(names)} {one if len(names) == 1 else many} ({shown})")
+    return "Skipped in the landing folder: " + "; ".join(parts) if parts else None

@@ -25,6 +25,7 @@ INFANT_AGE_CODES = (7001, 7007)
 # Key columns that identify a person: a quarantine detail names them but never shows them.
 PERSON_KEY_COLUMNS = {"CLIENT_ID"}
 POPULATION_AGE_MAX = 90  # ONS single year of age; 90 means 90 and over
+TEN_DIGITS_MIN = 10 ** 9   # the smallest whole number written with ten digits
 
 
 def sql_text(value: str) -> str:
@@ -95,6 +96,13 @@ def _column_rules(dataset: Dataset, colmap: dict[str, str], org_code: str) -> li
                     "number": "a number"}[column.type]
             rules.append(_rule(f"r.{column.name} is not null and t.{column.name} is null", rule,
                                f"'{column.name} ''' || r.{column.name} || ''' is not {what}'"))
+    for column in dataset.columns:
+        if column.type in ("int", "number"):
+            # no count, age, year or plan value has ten digits before its point; a value that
+            # does is more likely an NHS number in the wrong column, and is not stored
+            rules.append(_rule(f"abs(t.{column.name}) >= {TEN_DIGITS_MIN}", "bad_number",
+                               f"'{column.name} ''' || r.{column.name} || ''' is implausibly "
+                               "large (ten or more digits)'"))
     return rules
 
 
