@@ -296,6 +296,10 @@ def plain_cause(error: BaseException, path: Path | None = None) -> str:
     if isinstance(error, OSError) and error.strerror:
         return f"the file could not be opened or read ({error.strerror.lower()})"
     detail = first_line(error, path)
+    if isinstance(error, duckdb.Error):
+        if "magic bytes" in detail or "too small to be a Parquet file" in detail:
+            return f"the Parquet file is damaged, cut short or not Parquet at all ({detail})"
+        return detail or kind   # DuckDB's first line already says what kind of error it is
     return f"{kind}: {detail}" if detail else kind
 
 
@@ -427,7 +431,7 @@ def _csv_header(path: Path) -> list[str]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise duckdb.InvalidInputException("the header is not UTF-8 text") from None
+        raise duckdb.InvalidInputException(_not_text(raw)) from None
     if "\r" in text.rstrip("\r\n"):
         raise duckdb.InvalidInputException(
             "its lines end in a carriage return only (an old Mac format); save it with LF or "
@@ -437,6 +441,17 @@ def _csv_header(path: Path) -> list[str]:
     except csv.Error as error:
         raise duckdb.InvalidInputException(f"the header line cannot be read: {error}") from None
     return [c.strip() for c in row]
+
+
+def _not_text(start: bytes) -> str:
+    """Why a first line is not UTF-8 text, in the words of what it probably is."""
+    if start[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "the file is UTF-16 text (Excel's 'Unicode text'); save it as CSV UTF-8"
+    if start[:4] == b"PK\x03\x04":
+        return "the file is a zip archive or an Excel workbook, not a CSV; save the sheet as CSV UTF-8"
+    if start[:4] == b"PAR1":
+        return "the file is Parquet: name it .parquet"
+    return "the header is not UTF-8 text (saved in another encoding, or not a text file)"
 
 
 def header_of(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
@@ -667,6 +682,8 @@ def _is_duplicate(con, item: LandingFile) -> bool:
 
 
 def _check_file(item: LandingFile) -> None:
+    if item.name_error and (item.read_error or not _duckdb_can_open(item.path)):
+        raise item.name_error       # the name is the first thing to put right
     if item.read_error:
         raise FileRejected("unreadable", item.read_error)
     if item.name_error:
