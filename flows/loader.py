@@ -18,7 +18,9 @@ import hashlib
 import io
 import os
 import re
+import shutil
 import stat as stat_kind
+import tempfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -192,8 +194,7 @@ def inspect(con: duckdb.DuckDBPyConnection, path: Path) -> LandingFile:
     except Exception as error:      # noqa: BLE001 - any failure rejects this file only
         item.rejection = failure_rejection(item, error)
         return item
-    if item.read_error or (item.name_error and not _duckdb_can_open(path)):
-        # DuckDB cannot open a path that is not UTF-8 text; the name is rejected anyway
+    if item.read_error:
         return item
     item.stage = "reading its header"
     try:
@@ -253,12 +254,38 @@ def failure_rejection(item: LandingFile, error: BaseException) -> FileRejected:
                         "it was loaded")
 
 
-def _duckdb_can_open(path: Path) -> bool:
+# DuckDB reads a path as a glob pattern (x[1].csv would read x1.csv; y*.csv every y...csv) and
+# cannot take one that is not UTF-8. Such a file is read through a link with a plain name in a
+# private folder of joinedup's own, so DuckDB opens exactly that file.
+_GLOB_OR_UNSAFE = re.compile(r"[*?\[\]{}'\\\x00-\x1f\x7f]")
+_aliases: dict[str, str] = {}
+
+
+def _duckdb_path(path: Path) -> str:
+    """The path to give DuckDB for this file: its own, or a plain-named link to it."""
+    text = str(path.absolute())
     try:
-        str(path).encode("utf-8")
-        return True
+        text.encode("utf-8")
+        if not _GLOB_OR_UNSAFE.search(text):
+            return text
     except UnicodeEncodeError:
-        return False
+        pass
+    if text not in _aliases:
+        folder = _aliases.setdefault("", tempfile.mkdtemp(prefix="joinedup-read-"))
+        lower = path.name.lower()
+        ext = next((e for e in (".csv.gz", ".parquet", ".gz") if lower.endswith(e)), ".csv")
+        alias = os.path.join(folder, f"file{len(_aliases)}{ext}")
+        os.symlink(os.fsencode(text), alias)
+        _aliases[text] = alias
+    return _aliases[text]
+
+
+def remove_aliases() -> None:
+    """Remove the links made for DuckDB (the files themselves are untouched)."""
+    folder = _aliases.pop("", None)
+    _aliases.clear()
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # An absolute path in an error message: only its last part (a file name) is kept.
@@ -363,7 +390,7 @@ def _src_column(position: int) -> str:
 def _reader_sql(path: Path, *, header_only: bool = False, row_numbers: bool = True) -> str:
     """A DuckDB table expression that reads the file with every column as text."""
     lower = path.name.lower()
-    quoted = str(path).replace("'", "''")
+    quoted = _duckdb_path(path).replace("'", "''")
     if lower.endswith(".parquet"):
         numbered = ", file_row_number = true" if row_numbers and not header_only else ""
         return f"read_parquet('{quoted}'{numbered})"
@@ -542,6 +569,13 @@ def load_landing(con: duckdb.DuckDBPyConnection, landing: Path, *, pseudo_key: s
 
     One file's failure, of whatever kind, rejects that file alone: the others still load.
     """
+    try:
+        return _load_new_files(con, landing, pseudo_key, on_file)
+    finally:
+        remove_aliases()
+
+
+def _load_new_files(con, landing: Path, pseudo_key: str | None, on_file) -> LoadSummary:
     scan = scan_landing(landing)
     seen = seen_files(con)
     items = [inspect(con, p) for p in files_to_inspect(con, landing, seen, scan)]
@@ -682,7 +716,7 @@ def _is_duplicate(con, item: LandingFile) -> bool:
 
 
 def _check_file(item: LandingFile) -> None:
-    if item.name_error and (item.read_error or not _duckdb_can_open(item.path)):
+    if item.name_error and item.read_error:
         raise item.name_error       # the name is the first thing to put right
     if item.read_error:
         raise FileRejected("unreadable", item.read_error)
@@ -716,7 +750,7 @@ def _reject(con, file_id: int, item: LandingFile, rejected: FileRejected, *,
     rows = 0
     if rows_readable:
         rows = _quarantine_all(con, file_id, item, rejected)
-    elif item.name_error and not item.read_error and not item.rejection and _duckdb_can_open(item.path):
+    elif item.name_error and not item.read_error and not item.rejection:
         rows = _quarantine_unnamed(con, file_id, item, rejected)
     result = LoadResult(item.file_name, "rejected", rows, 0, rows, rejection_reason(rejected))
     return _record(con, file_id, item, result)

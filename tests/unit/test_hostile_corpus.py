@@ -339,3 +339,19 @@ def test_a_parquet_file_may_use_any_column_name_including_joinedups_own(con, tmp
     assert con.execute("select count(*) from raw_apc where procode = 'RXH' and provspno = 'P' || line_number"
                        ).fetchone()[0] == 2000
     assert con.execute("select person_id from raw_apc where provspno = 'P7'").fetchone()[0] == "ps7"
+
+
+def test_a_name_with_glob_characters_reads_exactly_that_file(con, tmp_path):
+    landing = tmp_path / "landing [2025] *"      # the folder's own name too
+    write_csv(landing / "apc_RXH_2025-10_[1].csv", APC_HEADER, apc_row("RXH", "BRACKETS"))
+    write_csv(landing / "apc_RXH_2025-10_1.csv", APC_HEADER, apc_row("RXH", "ONE"), apc_row("RXH", "TWO"))
+    write_csv(landing / "apc_RXK_2025-10_*.csv", APC_HEADER, apc_row("RXK", "STAR"))
+    write_csv(landing / "apc_RXK_2025-10_x.csv", APC_HEADER, apc_row("RXK", "X1"), apc_row("RXK", "X2"))
+    write_csv(landing / "apc_RXJ_2025-10_it's {a,b} ?.csv", APC_HEADER, apc_row("RXJ", "ODD"))
+    load(con, landing)
+    rows = log(con)
+    counts = {name: row[1:3] for name, row in rows.items()}     # (rows in, loaded) of each file
+    assert counts == {"apc_RXH_2025-10_[1].csv": (1, 1), "apc_RXH_2025-10_1.csv": (2, 2),
+                      "apc_RXK_2025-10_*.csv": (1, 1), "apc_RXK_2025-10_x.csv": (2, 2),
+                      "apc_RXJ_2025-10_it's {a,b} ?.csv": (1, 1)}
+    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("joinedup-read-*/file*"))
