@@ -298,7 +298,7 @@ def first_line(error: BaseException, path: Path | None = None) -> str:
     if path is not None:     # the file's own path first: its folder may hold spaces
         text = text.replace(str(path.absolute()), path.name).replace(str(path), path.name)
     line = text.splitlines()[0] if text else ""
-    return display_name(_ABSOLUTE_PATH.sub(lambda m: m.group(1), line))[:300]
+    return display_name(_ABSOLUTE_PATH.sub(lambda m: m.group(1), line), limit=300)
 
 
 # What went wrong, in words, for errors whose own message says little to a person.

@@ -51,7 +51,7 @@ def month_start(period: str) -> date:
 DISPLAY_NAME_MAX = 160
 
 
-def display_name(name: str) -> str:
+def display_name(name: str, limit: int = DISPLAY_NAME_MAX) -> str:
     """A file name as joinedup stores and shows it: readable text, whatever the bytes.
 
     Bytes that are not UTF-8 (Python keeps them as surrogates) show as \\xNN, control and
@@ -61,8 +61,8 @@ def display_name(name: str) -> str:
     """
     raw = os.fsencode(name).decode("utf-8", "backslashreplace")
     shown = "".join(_visible(ch) for ch in raw)
-    if len(shown) > DISPLAY_NAME_MAX:
-        keep = DISPLAY_NAME_MAX // 2 - 1
+    if len(shown) > limit:
+        keep = limit // 2 - 1
         shown = f"{shown[:keep]}…{shown[-keep:]}"
     return withhold_numbers(shown)
 
