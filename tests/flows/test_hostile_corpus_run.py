@@ -155,10 +155,13 @@ def test_a_hostile_landing_folder_runs_end_to_end_and_nothing_escapes(tmp_path):
     env = {**os.environ, "JOINEDUP_PSEUDO_KEY": "hostile-test-key", "JOINEDUP_ORCHESTRATION": "direct",
            "COLUMNS": "200"}
     env.pop("PREFECT_API_URL", None)
-    run = subprocess.run([sys.executable, "-m", "flows.cli", "backfill", "--from", "2025-10", "--to", "2025-10",
-                          "--landing", str(landing), "--db", str(db), "--reports", str(tmp_path / "reports")],
-                         capture_output=True, text=True, timeout=900, env=env, cwd=ROOT)
+    command = [sys.executable, "-m", "flows.cli", "backfill", "--from", "2025-10", "--to", "2025-10",
+               "--landing", str(landing), "--db", str(db), "--reports", str(tmp_path / "reports")]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env, cwd=ROOT)
     output = run.stdout + run.stderr
+    again = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env, cwd=ROOT)
+    assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr
+    assert "(no new files)" in again.stdout + again.stderr       # nothing is recorded twice
     assert "Traceback" not in output, output
     assert run.returncode == 0, output
     assert not LEAK.search(output), LEAK.search(output)
