@@ -195,7 +195,7 @@ def _print_plan(record, settings) -> None:
     if waiting:
         files = f"{len(waiting)} file{'s' if len(waiting) != 1 else ''}"
         out.print(f"{files} in {settings.landing} not loaded yet; a real run loads them first "
-                  f"and may mark more months stale: {', '.join(waiting[:5])}")
+                  f"and may mark more months stale: {', '.join(waiting[:5])}", markup=False)
 
 
 def _unloaded(settings) -> list[str]:
