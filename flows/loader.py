@@ -208,7 +208,8 @@ def inspect_link(path: Path, landing: Path) -> LandingFile:
     """A symbolic link is rejected without reading what it points to."""
     try:
         target = os.readlink(path)
-        inside = Path(os.path.normpath(landing.absolute() / target)).parent == landing.absolute()
+        folder = os.path.normpath(landing.absolute())
+        inside = os.path.dirname(os.path.normpath(os.path.join(folder, target))) == folder
     except (OSError, ValueError):
         target, inside = "", False
     where = "to another file in the landing folder" if inside else "outside the landing folder"
