@@ -182,19 +182,21 @@ def inspect(con: duckdb.DuckDBPyConnection, path: Path) -> LandingFile:
     try:
         stat = path.stat()   # before hashing: a file changed meanwhile is hashed again next run
         item.sha256, item.size, item.mtime_ns = sha256_of(path), stat.st_size, stat.st_mtime_ns
-        item.stage = "checking its gzip stream"
-        item.read_error = gzip_damage(path)
         item.stage = "reading its name"
         try:
             item.name = parse_file_name(path.name)
         except FileRejected as rejected:
             item.name_error = rejected
+        item.stage = "checking its gzip stream"
+        damage = gzip_damage(path)
+        if damage:      # nothing reads it further, as a published file or as an extract
+            item.rejection = FileRejected("unreadable", damage)
+            return item
+        if item.name_error:
             item.stage = "checking whether it is a file NHS England or ONS publish"
             item.published_dataset = published.detect_published(path)
     except Exception as error:      # noqa: BLE001 - any failure rejects this file only
         item.rejection = failure_rejection(item, error)
-        return item
-    if item.read_error:
         return item
     item.stage = "reading its header"
     try:

@@ -217,14 +217,17 @@ def test_a_damaged_gzip_stream_rejects_that_file_and_the_rest_load(con, tmp_path
     (landing / "apc_RXH_2025-10.csv.gz").write_bytes(bytes(broken))
     (landing / "download.csv.gz").write_bytes(bytes(broken))         # no contract name: sniffed
     (landing / "apc_RXJ_2025-10.csv.gz").write_bytes(data[: len(data) // 3])   # cut short
+    ae = bytearray(gzip.compress(AE_SOURCE.read_bytes()))
+    ae[len(ae) * 3 // 5:len(ae) * 3 // 5 + 64] = bytes(range(64))   # its header still reads
+    (landing / "ae_2025-10.csv.gz").write_bytes(bytes(ae))
     write_csv(landing / "apc_RXK_2025-10.csv", APC_HEADER, apc_row("RXK", "K1"))
     load(con, landing)
     rows = log(con)
     assert rows["apc_RXK_2025-10.csv"][0] == "loaded"
-    for name in ("apc_RXH_2025-10.csv.gz", "download.csv.gz", "apc_RXJ_2025-10.csv.gz"):
+    for name in ("apc_RXH_2025-10.csv.gz", "download.csv.gz", "apc_RXJ_2025-10.csv.gz", "ae_2025-10.csv.gz"):
         assert rows[name][0] == "rejected", rows[name]
         assert rows[name][1] == rows[name][2] + rows[name][3]
-    assert "gzip" in rows["apc_RXH_2025-10.csv.gz"][4]
+        assert "gzip" in rows[name][4] and name in rows[name][4], rows[name]
 
 
 # ---------------------------------------------------------------- NHS numbers planted everywhere
