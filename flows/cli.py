@@ -129,6 +129,7 @@ def _print_record(record) -> None:
     else:
         console.print(summary_markdown(record, rendered=False), markup=False, highlight=False,
                       soft_wrap=True)
+    _print_skipped(record)
     if record.durations:
         console.print("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in record.durations.items()))
 
@@ -139,6 +140,15 @@ def _finish(result: dict) -> None:
     _print_report(result)
     if result.get("failed"):
         raise MonthsFailed(result["failed"])
+
+
+def _print_skipped(record) -> None:
+    """Hidden files, sub-folders and FIFOs in the landing folder are skipped: say how many."""
+    from flows.loader import skipped_summary
+
+    line = skipped_summary(record.load) if record.load else None
+    if line:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _print_report(result: dict) -> None:
@@ -194,7 +204,7 @@ def _print_plan(record, settings) -> None:
     if waiting:
         files = f"{len(waiting)} file{'s' if len(waiting) != 1 else ''}"
         out.print(f"{files} in {settings.landing} not loaded yet; a real run loads them first "
-                  f"and may mark more months stale: {', '.join(waiting[:5])}")
+                  f"and may mark more months stale: {', '.join(waiting[:5])}", markup=False)
 
 
 def _unloaded(settings) -> list[str]:
@@ -202,15 +212,17 @@ def _unloaded(settings) -> list[str]:
     import duckdb
 
     from flows.loader import files_to_inspect, landing_files, seen_files, sha256_of
+    from flows.naming import display_name
     if not settings.db.exists():
-        return [p.name for p in landing_files(settings.landing)]
+        return [display_name(p.name) for p in landing_files(settings.landing)]
     con = duckdb.connect(str(settings.db), read_only=True)
     try:
         seen = seen_files(con)
         maybe_new = files_to_inspect(con, settings.landing, seen)
     finally:
         con.close()
-    return [p.name for p in maybe_new if (p.name, sha256_of(p)) not in seen]
+    return [display_name(p.name) for p in maybe_new
+            if (display_name(p.name), sha256_of(p)) not in seen]
 
 
 @app.command()

@@ -39,27 +39,54 @@ def pseudonym_sql(value: str, *, pad: str = "hmac") -> str:
     return f"translate(left({digest}, {PSEUDONYM_CHARS}), '0123456789', 'ghijklmnop')"
 
 
-# Ten digits, bare or written 3-3-4 with spaces or hyphens, not inside a longer run of digits:
-# anything that could be an NHS number typed into the wrong column.
-_TEN_DIGITS = r"([0-9]{3}[ -]?[0-9]{3}[ -]?[0-9]{4})"
-_NOT_DIGIT_BEFORE, _NOT_DIGIT_AFTER = r"(^|[^0-9])", r"([^0-9]|$)"
+# "Could be an NHS number": ten or more digits in a row, bare or with any mix of whitespace
+# (spaces, tabs, newlines, no-break and thin spaces), hyphens and dashes, or dots between them:
+# 9434765919, 943 476 5919, 943  476\t5919, 943 - 476 - 5919, 943.476.5919, 94-34-76-59-19.
+# Every run is masked whether or not it passes modulus 11: a mistyped NHS number still points
+# at a person, and a longer run (an account or phone number) contains ten digits that may be
+# one. Dates (2025-10-03: eight digits) and counts stay readable. Both renderings below come
+# from this one definition, so Python and DuckDB agree on what is withheld.
+_SEPARATORS = ("\t\n\v\f\r \u00a0\u1680\u180e\u2000\u2001\u2002\u2003\u2004\u2005"
+               "\u2006\u2007\u2008\u2009\u200a\u200b\u2028\u2029\u202f\u205f\u3000\ufeff"
+               ".\u00b7\u2024\u2027\u2219\u22c5\uff0e"
+               "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d")
+MIN_DIGITS = 10
 WITHHELD = "<10-digit number withheld>"
 
 
-def withhold_numbers_sql(text: str) -> str:
-    """SQL: `text` with every number that could be an NHS number replaced by a marker, for
-    quarantine details, which quote the values they reject."""
-    pattern = _NOT_DIGIT_BEFORE + _TEN_DIGITS + _NOT_DIGIT_AFTER
-    once = f"regexp_replace({text}, '{pattern}', '\\1{WITHHELD}\\3', 'g')"
-    # twice: a match takes the character after it, so a second number right behind is missed
-    return f"regexp_replace({once}, '{pattern}', '\\1{WITHHELD}\\3', 'g')"
+def _possible_nhs_number_pattern(digit: str) -> str:
+    separator = "[" + _SEPARATORS + "\\-]"      # the hyphen escaped, last in the class
+    return f"{digit}(?:{separator}*{digit}){{{MIN_DIGITS - 1},}}"
+
+
+# Python's \d is any decimal digit (also full-width ０-９); RE2 spells that \p{Nd}.
+_POSSIBLE_NHS_NUMBER = re.compile(_possible_nhs_number_pattern(r"\d"))
+_POSSIBLE_NHS_NUMBER_SQL = _possible_nhs_number_pattern(r"\p{Nd}")
+
+
+def could_be_nhs_number(text: str | None) -> bool:
+    """True when the text holds a run of digits that could be an NHS number (see above).
+    The one test of it: every writer of stored, logged or published text masks with it."""
+    return bool(text) and _POSSIBLE_NHS_NUMBER.search(text) is not None
 
 
 def withhold_numbers(text: str | None) -> str | None:
-    """The same in Python, for details built outside SQL."""
+    """`text` with every run that could be an NHS number replaced by a marker."""
     if text is None:
         return None
-    return re.sub(rf"(?<![0-9]){_TEN_DIGITS}(?![0-9])", WITHHELD, text)
+    return _POSSIBLE_NHS_NUMBER.sub(WITHHELD, text)
+
+
+def withhold_numbers_sql(text: str) -> str:
+    """The same as SQL, for quarantine details, which quote the values they reject."""
+    pattern = _POSSIBLE_NHS_NUMBER_SQL.replace("'", "''")
+    return f"regexp_replace({text}, '{pattern}', '{WITHHELD}', 'g')"
+
+
+def could_be_nhs_number_sql(text: str) -> str:
+    """The same test as SQL (NULL for NULL)."""
+    pattern = _POSSIBLE_NHS_NUMBER_SQL.replace("'", "''")
+    return f"regexp_matches({text}, '{pattern}')"
 
 
 def clean_nhs_number_sql(value: str) -> str:

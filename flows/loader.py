@@ -16,7 +16,12 @@ import csv
 import gzip
 import hashlib
 import io
+import os
 import re
+import shutil
+import stat as stat_kind
+import tempfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -28,7 +33,14 @@ from flows import identifiers, published
 from flows.datasets import DATASETS, Dataset
 from flows.db import relation_exists
 from flows.errors import FileRejected, PseudoKeyMissing
-from flows.naming import PERIODIC_DATASETS, REFERENCE_DATASETS, FileName, month_start, parse_file_name
+from flows.naming import (
+    PERIODIC_DATASETS,
+    REFERENCE_DATASETS,
+    FileName,
+    display_name,
+    month_start,
+    parse_file_name,
+)
 from flows.rules import build_checked_sql
 
 # Reference data loads first so that every periodic file can be checked against it.
@@ -48,10 +60,14 @@ class LandingFile:
     read_error: str | None = None
     published_dataset: str | None = None    # the published layout its header matches
     published_file: published.PublishedFile | None = None   # set once it is read
+    # Why the file is rejected before anything reads it (a link, a file that cannot be hashed)
+    rejection: FileRejected | None = None
+    stage: str = "inspecting it"            # what the loader was doing, for a failure's reason
 
     @property
     def file_name(self) -> str:
-        return self.path.name
+        """The name as stored and shown: readable, never an NHS number (see display_name)."""
+        return display_name(self.path.name)
 
 
 @dataclass
@@ -69,17 +85,61 @@ class LoadResult:
 @dataclass
 class LoadSummary:
     results: list[LoadResult] = field(default_factory=list)
+    # Entries of the landing folder that are not files to load: kind -> names (display form)
+    skipped: dict[str, list[str]] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- discovering files
 
+# What is skipped without a record in `files`, by kind, as the run summary names them.
+SKIPPED_KINDS = ("hidden", "folder", "special")
+
+
+@dataclass
+class LandingScan:
+    files: list[Path] = field(default_factory=list)     # regular files, in load order
+    links: list[Path] = field(default_factory=list)     # symbolic links: rejected, never followed
+    skipped: dict[str, list[str]] = field(default_factory=dict)
+
+
+def scan_landing(landing: Path) -> LandingScan:
+    """Sort the landing folder's entries by what they are, without following any link.
+
+    Hidden entries (a name starting with '.', such as editor and sync files), sub-folders and
+    special files (FIFOs, sockets, devices: opening a FIFO would wait forever) are skipped and
+    counted; a symbolic link is rejected, so nothing outside the folder is ever read.
+    """
+    scan = LandingScan()
+    if not landing.is_dir():
+        return scan
+    for path in landing.iterdir():
+        try:
+            mode = path.lstat().st_mode
+        except OSError:
+            continue            # gone since the folder was listed
+        if path.name.startswith("."):
+            kind = "hidden"
+        elif stat_kind.S_ISLNK(mode):
+            scan.links.append(path)
+            continue
+        elif stat_kind.S_ISDIR(mode):
+            kind = "folder"
+        elif stat_kind.S_ISREG(mode):
+            scan.files.append(path)
+            continue
+        else:
+            kind = "special"
+        scan.skipped.setdefault(kind, []).append(display_name(path.name))
+    scan.files.sort(key=_load_order)
+    scan.links.sort(key=lambda p: os.fsencode(p.name))
+    for names in scan.skipped.values():
+        names.sort()
+    return scan
+
 
 def landing_files(landing: Path) -> list[Path]:
     """Data files in the landing folder, in the order they must load (see `_load_order`)."""
-    if not landing.is_dir():
-        return []
-    paths = [p for p in landing.iterdir() if p.is_file() and not p.name.startswith(".")]
-    return sorted(paths, key=_load_order)
+    return scan_landing(landing).files
 
 
 def _load_order(path: Path) -> tuple:
@@ -91,13 +151,13 @@ def _load_order(path: Path) -> tuple:
     """
     try:
         name = parse_file_name(path.name)
-    except FileRejected:
-        return (9, "", "", "", (), path.name)
+    except Exception:   # noqa: BLE001 - a name that cannot be parsed loads last (and is rejected)
+        return (9, "", "", "", (), os.fsencode(path.name))
     # (0, number) sorts before (1, text), so mixed free texts compare without a TypeError
     free = tuple((0, int(t), "") if t.isdigit() else (1, 0, t.lower())
                  for t in _NATURAL.split(name.free_text or "") if t)
     return (DATASET_ORDER[name.dataset], name.period or name.edition or "", name.dataset,
-            name.org_code.upper(), (name.free_text is not None,) + free, path.name)
+            name.org_code.upper(), (name.free_text is not None,) + free, os.fsencode(path.name))
 
 
 def sha256_of(path: Path) -> bytes:
@@ -108,24 +168,169 @@ def sha256_of(path: Path) -> bytes:
     return digest.digest()
 
 
+# The digest recorded for an entry whose bytes are never read (a link) or cannot be read.
+_NO_BYTES = hashlib.sha256(b"").digest()
+
+
 def inspect(con: duckdb.DuckDBPyConnection, path: Path) -> LandingFile:
-    """Hash the file, parse its name and read its header, without loading it."""
-    stat = path.stat()       # before hashing: a file changed meanwhile is hashed again next run
-    item = LandingFile(path, sha256_of(path), stat.st_size, stat.st_mtime_ns)
+    """Hash the file, parse its name and read its header, without loading it.
+
+    Nothing here stops the run: a step that fails, however it fails, leaves the reason on the
+    item and the file is rejected with it when its turn comes to load.
+    """
+    item = LandingFile(path, _NO_BYTES, stage="reading it to compute its SHA-256")
     try:
-        item.name = parse_file_name(path.name)
-    except FileRejected as rejected:
-        item.name_error = rejected
-        item.published_dataset = published.detect_published(path)
+        stat = path.stat()   # before hashing: a file changed meanwhile is hashed again next run
+        item.sha256, item.size, item.mtime_ns = sha256_of(path), stat.st_size, stat.st_mtime_ns
+        item.stage = "reading its name"
+        try:
+            item.name = parse_file_name(path.name)
+        except FileRejected as rejected:
+            item.name_error = rejected
+        item.stage = "checking its gzip stream"
+        damage = gzip_damage(path)
+        if damage:      # nothing reads it further, as a published file or as an extract
+            item.rejection = FileRejected("unreadable", damage)
+            return item
+        if item.name_error:
+            item.stage = "checking whether it is a file NHS England or ONS publish"
+            item.published_dataset = published.detect_published(path)
+    except Exception as error:      # noqa: BLE001 - any failure rejects this file only
+        item.rejection = failure_rejection(item, error)
+        return item
+    item.stage = "reading its header"
     try:
         item.columns = header_of(con, path)
-    except duckdb.Error as error:
-        item.read_error = first_line(error)
+    except Exception as error:      # noqa: BLE001 - zlib.error, RuntimeError, MemoryError ...
+        item.read_error = plain_cause(error, path)
     return item
 
 
-def first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0][:300]
+def inspect_link(path: Path, landing: Path) -> LandingFile:
+    """A symbolic link is rejected without reading what it points to."""
+    try:
+        target = os.readlink(path)
+        folder = os.path.normpath(landing.absolute())
+        inside = os.path.dirname(os.path.normpath(os.path.join(folder, target))) == folder
+    except (OSError, ValueError):
+        target, inside = "", False
+    where = "to another file in the landing folder" if inside else "outside the landing folder"
+    digest = hashlib.sha256(b"symlink\0" + os.fsencode(target)).digest()
+    item = LandingFile(path, digest)
+    item.rejection = FileRejected(
+        "symbolic_link", f"it is a symbolic link (pointing {where}); links are never followed")
+    return item
+
+
+def gzip_damage(path: Path) -> str | None:
+    """What is wrong with a .gz file's compressed stream, or None when it is whole.
+
+    DuckDB's reader does not check a gzip member's CRC, so a damaged stream can decompress to
+    plausible rows; the whole stream is checked here first (in C, at disk speed), and a file
+    that fails is rejected rather than loaded with altered values.
+    """
+    if not path.name.lower().endswith(".gz"):
+        return None
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(1 << 20)
+            if not data:
+                return "the file is empty: it holds no gzip data"
+            while data:
+                inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)   # gzip header and CRC
+                while data and not inflater.eof:
+                    inflater.decompress(data, 1 << 22)   # output capped: a gzip bomb stays small
+                    data = inflater.unconsumed_tail or handle.read(1 << 20)
+                if not inflater.eof:
+                    return "the gzip data is cut short: the file ends before its stream does"
+                # another gzip member may follow (concatenated .gz files are valid)
+                data = inflater.unused_data.lstrip(b"\0") or handle.read(1 << 20)
+    except zlib.error as error:
+        return f"the gzip data is damaged ({error}); compress the CSV again and resend it"
+    return None
+
+
+def failure_rejection(item: LandingFile, error: BaseException) -> FileRejected:
+    """An unexpected failure, as the rejection of the one file it happened to."""
+    return FileRejected("load_failed", f"{item.file_name} could not be loaded: something went "
+                        f"wrong while {item.stage}: {plain_cause(error, item.path)}; nothing from "
+                        "it was loaded")
+
+
+# DuckDB reads a path as a glob pattern (x[1].csv would read x1.csv; y*.csv every y...csv) and
+# cannot take one that is not UTF-8. Such a file is read through a link with a plain name in a
+# private folder of joinedup's own, so DuckDB opens exactly that file.
+_GLOB_OR_UNSAFE = re.compile(r"[*?\[\]{}'\\\x00-\x1f\x7f]")
+_aliases: dict[str, str] = {}
+
+
+def _duckdb_path(path: Path) -> str:
+    """The path to give DuckDB for this file: its own, or a plain-named link to it."""
+    text = str(path.absolute())
+    try:
+        text.encode("utf-8")
+        if not _GLOB_OR_UNSAFE.search(text):
+            return text
+    except UnicodeEncodeError:
+        pass
+    if text not in _aliases:
+        folder = _aliases.setdefault("", tempfile.mkdtemp(prefix="joinedup-read-"))
+        lower = path.name.lower()
+        ext = next((e for e in (".csv.gz", ".parquet", ".gz") if lower.endswith(e)), ".csv")
+        alias = os.path.join(folder, f"file{len(_aliases)}{ext}")
+        os.symlink(os.fsencode(text), alias)
+        _aliases[text] = alias
+    return _aliases[text]
+
+
+def remove_aliases() -> None:
+    """Remove the links made for DuckDB (the files themselves are untouched)."""
+    folder = _aliases.pop("", None)
+    _aliases.clear()
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# An absolute path in an error message: only its last part (a file name) is kept.
+_ABSOLUTE_PATH = re.compile(r"""(?:^|(?<=[\s'"(\[=:]))/(?:[^\s'"/]+/)+([^\s'"/]*)""")
+
+
+def first_line(error: BaseException, path: Path | None = None) -> str:
+    """The first line of an error's message, with no server path and no NHS number."""
+    text = str(error).strip()
+    if path is not None:     # the file's own path first: its folder may hold spaces
+        text = text.replace(str(path.absolute()), path.name).replace(str(path), path.name)
+    line = text.splitlines()[0] if text else ""
+    return display_name(_ABSOLUTE_PATH.sub(lambda m: m.group(1), line), limit=300)
+
+
+# What went wrong, in words, for errors whose own message says little to a person.
+_PLAIN_CAUSES = (
+    (("zlib.error", "BadGzipFile", "EOFError"),
+     "the gzip data is damaged or cut short (compress the CSV again and resend it)"),
+    (("UnicodeDecodeError", "UnicodeEncodeError"), "it holds text that is not UTF-8"),
+    (("MemoryError",), "it is too large to load in the memory available"),
+)
+
+
+def plain_cause(error: BaseException, path: Path | None = None) -> str:
+    """An error as a person can read it: what happened and its own first line (with file
+    names only, never a server path, and no number that could be an NHS number)."""
+    kind = type(error).__name__
+    qualified = f"{type(error).__module__}.{kind}"
+    for kinds, words in _PLAIN_CAUSES:
+        if kind in kinds or qualified in kinds:
+            return f"{words} ({kind}: {first_line(error, path)})" if str(error).strip() else words
+    if isinstance(error, RuntimeError) and "bad_cast" in str(error):
+        return "the database could not handle its name or contents as text"
+    if isinstance(error, OSError) and error.strerror:
+        return f"the file could not be opened or read ({error.strerror.lower()})"
+    detail = first_line(error, path)
+    if isinstance(error, duckdb.Error):
+        if "magic bytes" in detail or "too small to be a Parquet file" in detail:
+            return f"the Parquet file is damaged, cut short or not Parquet at all ({detail})"
+        return detail or kind   # DuckDB's first line already says what kind of error it is
+    return f"{kind}: {detail}" if detail else kind
 
 
 def seen_files(con: duckdb.DuckDBPyConnection) -> set[tuple[str, bytes]]:
@@ -134,7 +339,7 @@ def seen_files(con: duckdb.DuckDBPyConnection) -> set[tuple[str, bytes]]:
 
 
 def files_to_inspect(con: duckdb.DuckDBPyConnection, landing: Path,
-                     seen: set[tuple[str, bytes]]) -> list[Path]:
+                     seen: set[tuple[str, bytes]], scan: LandingScan | None = None) -> list[Path]:
     """Landing files that may be new: every file except those with the name, size and
     modification time they had when hashed, if that hash was seen."""
     known = {}
@@ -142,10 +347,14 @@ def files_to_inspect(con: duckdb.DuckDBPyConnection, landing: Path,
         known = {(name, size, mtime): digest for name, size, mtime, digest in con.execute(
             "select file_name, size_bytes, mtime_ns, sha256 from landing_stats").fetchall()}
     paths = []
-    for path in landing_files(landing):
-        stat = path.stat()
-        digest = known.get((path.name, stat.st_size, stat.st_mtime_ns))
-        if digest is None or (path.name, digest) not in seen:
+    for path in (scan or scan_landing(landing)).files:
+        try:
+            stat = path.stat()
+        except OSError:
+            continue            # gone since the folder was listed
+        name = display_name(path.name)
+        digest = known.get((name, stat.st_size, stat.st_mtime_ns))
+        if digest is None or (name, digest) not in seen:
             paths.append(path)
     return paths
 
@@ -174,26 +383,37 @@ def require_pseudo_key(items: list[LandingFile], pseudo_key: str | None) -> None
 # ---------------------------------------------------------------- reading
 
 
-def _reader_sql(path: Path, *, header_only: bool = False) -> str:
+# The sender's columns are held in `src` under positional names (c1, c2, ...), and their
+# names as written in `src_columns`: a sender's column called line_number, file_row_number or
+# rule is then just another column, never one of joinedup's own.
+def _src_column(position: int) -> str:
+    return f"c{position}"
+
+
+def _reader_sql(path: Path, *, header_only: bool = False, row_numbers: bool = True) -> str:
     """A DuckDB table expression that reads the file with every column as text."""
     lower = path.name.lower()
-    quoted = str(path).replace("'", "''")
+    quoted = _duckdb_path(path).replace("'", "''")
     if lower.endswith(".parquet"):
-        return f"read_parquet('{quoted}', file_row_number = true)"
+        numbered = ", file_row_number = true" if row_numbers and not header_only else ""
+        return f"read_parquet('{quoted}'{numbered})"
     rejects = "" if header_only else ", store_rejects = true, rejects_limit = 0"
     return (f"read_csv('{quoted}', delim = ',', quote = '\"', escape = '\"', "
             f"auto_detect = false{rejects}{_csv_columns(path)})")
 
 
-def _parquet_as_text(con: duckdb.DuckDBPyConnection, path: Path) -> str:
+def _parquet_columns(con: duckdb.DuckDBPyConnection, path: Path) -> list[tuple[str, str]]:
+    """(name, type) of each column of a Parquet file, as the sender named them."""
+    return con.execute(f"select column_name, column_type from (describe select * "
+                       f"from {_reader_sql(path, header_only=True)})").fetchall()
+
+
+def _parquet_as_text(columns: list[tuple[str, str]]) -> str:
     """Each Parquet column as the text a CSV would hold: a date-time at midnight as its date
     (writers store dates as timestamps), and a whole float as an integer (pandas writes an
     integer column with gaps as float64, so an age 70 arrives as 70.0)."""
     exprs = []
-    for name, type_ in con.execute(f"select column_name, column_type from (describe select * "
-                                   f"from {_reader_sql(path, header_only=True)})").fetchall():
-        if name == "file_row_number":
-            continue
+    for position, (name, type_) in enumerate(columns, start=1):
         col = '"' + name.replace('"', '""') + '"'
         if type_.startswith("TIMESTAMP") or type_ == "DATE":
             text = (f"case when {col}::date = {col} then strftime({col}::date, '%Y-%m-%d') "
@@ -203,7 +423,7 @@ def _parquet_as_text(con: duckdb.DuckDBPyConnection, path: Path) -> str:
                     f"{col}::varchar)")
         else:
             text = f"{col}::varchar"
-        exprs.append(f"{text} as {col}")
+        exprs.append(f"{text} as {_src_column(position)}")
     return ", ".join(exprs)
 
 
@@ -214,15 +434,7 @@ def _csv_columns(path: Path) -> str:
         raise duckdb.InvalidInputException(
             "its first line is empty: the header row must be the first line"
             if _has_text_after_first_line(path) else "the file is empty: it has no header row")
-    seen: dict[str, int] = {}
-    cols = []
-    for position, name in enumerate(names, start=1):
-        # DuckDB needs a name for every column and compares names ignoring case; an empty
-        # name (a trailing comma in the header) is a column the contract does not use
-        name = name or f"__unnamed_{position}"
-        seen[name.upper()] = seen.get(name.upper(), 0) + 1
-        unique = name if seen[name.upper()] == 1 else f"{name}__{seen[name.upper()]}"
-        cols.append(f"'{unique.replace(chr(39), chr(39) * 2)}': 'VARCHAR'")
+    cols = [f"'{_src_column(position)}': 'VARCHAR'" for position in range(1, len(names) + 1)]
     return ", skip = 1, header = false, columns = {" + ", ".join(cols) + "}"
 
 
@@ -235,7 +447,7 @@ def _has_text_after_first_line(path: Path) -> bool:
         with _opener(path)(path, "rb") as handle:
             handle.readline(1 << 20)
             return handle.read(1 << 16).strip() != b""
-    except (OSError, EOFError):
+    except (OSError, EOFError, zlib.error):
         return False
 
 
@@ -244,12 +456,12 @@ def _csv_header(path: Path) -> list[str]:
     try:
         with opener(path, "rb") as handle:
             raw = handle.readline(1 << 20)
-    except (OSError, EOFError) as error:
-        raise duckdb.IOException(f"cannot read the file: {error}") from None
+    except (OSError, EOFError, zlib.error) as error:
+        raise duckdb.IOException(f"cannot read the file: {plain_cause(error, path)}") from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise duckdb.InvalidInputException("the header is not UTF-8 text") from None
+        raise duckdb.InvalidInputException(_not_text(raw)) from None
     if "\r" in text.rstrip("\r\n"):
         raise duckdb.InvalidInputException(
             "its lines end in a carriage return only (an old Mac format); save it with LF or "
@@ -261,15 +473,26 @@ def _csv_header(path: Path) -> list[str]:
     return [c.strip() for c in row]
 
 
+def _not_text(start: bytes) -> str:
+    """Why a first line is not UTF-8 text, in the words of what it probably is."""
+    if start[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "the file is UTF-16 text (Excel's 'Unicode text'); save it as CSV UTF-8"
+    if start[:4] == b"PK\x03\x04":
+        return "the file is a zip archive or an Excel workbook, not a CSV; save the sheet as CSV UTF-8"
+    if start[:4] == b"PAR1":
+        return "the file is Parquet: name it .parquet"
+    return "the header is not UTF-8 text (saved in another encoding, or not a text file)"
+
+
 def header_of(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
     if path.name.lower().endswith(".parquet"):
-        rel = con.execute(f"select * from {_reader_sql(path, header_only=True)} limit 0")
-        return [d[0] for d in rel.description if d[0] != "file_row_number"]
+        return [name for name, _ in _parquet_columns(con, path)]
     return _csv_header(path)
 
 
 def read_into_src(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, int]:
-    """Read the file into temp table `src` (line_number + text columns) and `src_rejects`.
+    """Read the file into temp table `src` (line_number + text columns c1..cn), its column
+    names into `src_columns` (position, header) and bad lines into `src_rejects`.
 
     Returns (rows read, malformed lines). Lines the CSV parser cannot split into the header's
     columns go to `src_rejects` with their data-line number.
@@ -277,23 +500,44 @@ def read_into_src(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, int]
     # The CSV reader appends to these temporary tables; start each file with them empty.
     drop_working_tables(con)
     if path.name.lower().endswith(".parquet"):
-        con.execute(f"create temp table src as select file_row_number + 1 as line_number, "
-                    f"{_parquet_as_text(con, path)} from {_reader_sql(path)}")
+        columns = _parquet_columns(con, path)
+        headers = [name for name, _ in columns]
+        _read_parquet_into_src(con, path, columns)
         con.execute("create temp table src_rejects (line_number bigint, detail varchar)")
     else:
+        headers = _csv_header(path)
         con.execute(f"create temp table src as select row_number() over () as line_number, * "
                     f"from {_reader_sql(path)}")
         _collect_rejects(con)
+    con.execute("create temp table src_columns (position integer, header varchar)")
+    con.executemany("insert into src_columns values (?, ?)",
+                    [[i, h.strip()] for i, h in enumerate(headers, start=1)])
     read = con.execute("select count(*) from src").fetchone()[0]
     bad = con.execute("select count(*) from src_rejects").fetchone()[0]
     return read, bad
+
+
+def _read_parquet_into_src(con, path: Path, columns: list[tuple[str, str]]) -> None:
+    """Rows numbered in file order. DuckDB's file_row_number option cannot be used when the
+    file has a column of that name; the rows are then numbered by their order of insertion
+    (kept, as preserve_insertion_order is on)."""
+    if all(name.lower() != "file_row_number" for name, _ in columns):
+        con.execute(f"create temp table src as select file_row_number + 1 as line_number, "
+                    f"{_parquet_as_text(columns)} from {_reader_sql(path)}")
+        return
+    con.execute(f"create temp table src_unnumbered as select {_parquet_as_text(columns)} "
+                f"from {_reader_sql(path, row_numbers=False)}")
+    con.execute("create temp table src as select row_number() over (order by rowid) as line_number, * "
+                "from src_unnumbered")
+    con.execute("drop table src_unnumbered")
 
 
 def drop_working_tables(con: duckdb.DuckDBPyConnection) -> None:
     """The temporary tables a load works in hold rows as read, NHS numbers included."""
     con.execute("drop table if exists src; drop table if exists src_rejects; "
                 "drop table if exists reject_errors; drop table if exists reject_scans; "
-                "drop table if exists checked")
+                "drop table if exists checked; drop table if exists src_columns; "
+                "drop table if exists src_unnumbered")
 
 
 def _collect_rejects(con: duckdb.DuckDBPyConnection) -> None:
@@ -324,21 +568,73 @@ def _collect_rejects(con: duckdb.DuckDBPyConnection) -> None:
 
 def load_landing(con: duckdb.DuckDBPyConnection, landing: Path, *, pseudo_key: str | None,
                  on_file: Callable[[LoadResult], None] | None = None) -> LoadSummary:
-    """Load every new file in the landing folder; return what happened to each."""
+    """Load every new file in the landing folder; return what happened to each.
+
+    One file's failure, of whatever kind, rejects that file alone: the others still load.
+    """
+    try:
+        return _load_new_files(con, landing, pseudo_key, on_file)
+    finally:
+        remove_aliases()
+
+
+def _load_new_files(con, landing: Path, pseudo_key: str | None, on_file) -> LoadSummary:
+    scan = scan_landing(landing)
     seen = seen_files(con)
-    items = [inspect(con, p) for p in files_to_inspect(con, landing, seen)]
+    items = [inspect(con, p) for p in files_to_inspect(con, landing, seen, scan)]
+    items += [inspect_link(p, landing) for p in scan.links]
     new = [i for i in items if (i.file_name, i.sha256) not in seen]
     remember_stats(con, [i for i in items if (i.file_name, i.sha256) in seen])   # e.g. touched
     require_pseudo_key([i for i in new if not i.name_error], pseudo_key)
-    summary = LoadSummary()
+    summary = LoadSummary(skipped=scan.skipped)
     for item in new:
-        result = load_file(con, item, pseudo_key=pseudo_key)
-        drop_working_tables(con)
-        remember_stats(con, [item])
+        result = _load_guarded(con, item, pseudo_key)
+        try:
+            drop_working_tables(con)
+            if item.sha256 != _NO_BYTES:
+                remember_stats(con, [item])
+        except duckdb.Error:
+            pass     # only a cache: the file is hashed again next run
         summary.results.append(result)
         if on_file:
             on_file(result)
     return summary
+
+
+def _load_guarded(con, item: LandingFile, pseudo_key: str | None) -> LoadResult:
+    """Load one file; anything that goes wrong (a damaged gzip stream, a DuckDB internal
+    error, a bug) rejects the file with a reason naming it and the cause."""
+    try:
+        return load_file(con, item, pseudo_key=pseudo_key)
+    except Exception as error:      # noqa: BLE001 - one file never stops the run
+        return _record_failure(con, item, error)
+
+
+def _record_failure(con, item: LandingFile, error: Exception) -> LoadResult:
+    """The file is rejected (rule `load_failed`) and nothing from it is kept."""
+    reason = rejection_reason(failure_rejection(item, error))
+    result = LoadResult(item.file_name, "rejected", reason=identifiers.withhold_numbers(reason))
+    try:
+        ledger = _ledger(item)
+    except Exception:   # noqa: BLE001
+        ledger = (None, None, None, None)
+    result.dataset, result.period = ledger[0], ledger[2]
+    try:
+        _rollback_quietly(con)
+        con.execute("begin transaction")
+        file_id = con.execute("select nextval('file_ids')").fetchone()[0]
+        _insert_files_row(con, file_id, item, result, ledger)
+        con.execute("commit")
+    except Exception:   # noqa: BLE001 - the database refused even that: the summary still says
+        _rollback_quietly(con)
+    return result
+
+
+def _rollback_quietly(con) -> None:
+    try:
+        con.execute("rollback")
+    except duckdb.Error:
+        pass     # no transaction was open
 
 
 def load_file(con: duckdb.DuckDBPyConnection, item: LandingFile, *,
@@ -350,31 +646,41 @@ def load_file(con: duckdb.DuckDBPyConnection, item: LandingFile, *,
         con.execute("commit")
         return result
     except BaseException:
-        con.execute("rollback")
+        _rollback_quietly(con)
         raise
 
 
 def _load_in_transaction(con, item: LandingFile, pseudo_key: str | None) -> LoadResult:
     file_id = con.execute("select nextval('file_ids')").fetchone()[0]
+    if item.rejection:
+        return _reject(con, file_id, item, item.rejection)
     if _is_duplicate(con, item):
         return _record(con, file_id, item, LoadResult(item.file_name, "duplicate"))
     if item.published_dataset:
+        item.stage = "reading it as a file NHS England or ONS publish"
         return _load_published(con, file_id, item)
+    item.stage = "reading it"
     try:
         _check_file(item)
         rows_in, malformed = read_into_src(con, item.path)
     except FileRejected as rejected:
         return _reject(con, file_id, item, rejected)
-    except duckdb.Error as error:
+    except (duckdb.Error, OSError, EOFError, zlib.error, UnicodeError) as error:
         # A failed read aborts the transaction; start a clean one to record the rejection.
-        con.execute("rollback")
-        con.execute("begin transaction")
-        return _reject(con, file_id, item, FileRejected("unreadable", first_line(error)))
+        _restart_transaction(con)
+        return _reject(con, file_id, item, FileRejected("unreadable", plain_cause(error, item.path)))
+    item.stage = "checking its columns"
     try:
         _check_columns(con, item)
     except FileRejected as rejected:
         return _reject(con, file_id, item, rejected, rows_readable=True)
+    item.stage = "checking and writing its rows"
     return _load_rows(con, file_id, item, rows_in + malformed, pseudo_key)
+
+
+def _restart_transaction(con) -> None:
+    _rollback_quietly(con)
+    con.execute("begin transaction")
 
 
 # What a person can do about each reason a whole file is rejected.
@@ -386,7 +692,13 @@ REJECTION_ADVICE = {
     "duplicate_column": "ask the sender to resend it with each column once",
     "unreadable": "check it is a UTF-8 CSV (optionally gzipped) or a Parquet file, and ask the "
                   "sender to resend it",
+    "symbolic_link": "put the file itself in the landing folder, not a link to it",
+    "load_failed": "check the file opens and is the extract the contract describes, then put it "
+                   "in the landing folder again; if it does, report the reason to whoever "
+                   "supports joinedup",
 }
+# Rules whose reason starts with the file's name: the whole file, not a row, could not be read.
+_NAMED_RULES = ("unreadable", "symbolic_link")
 
 
 def rejection_reason(rejected: FileRejected) -> str:
@@ -407,6 +719,8 @@ def _is_duplicate(con, item: LandingFile) -> bool:
 
 
 def _check_file(item: LandingFile) -> None:
+    if item.name_error and item.read_error:
+        raise item.name_error       # the name is the first thing to put right
     if item.read_error:
         raise FileRejected("unreadable", item.read_error)
     if item.name_error:
@@ -415,7 +729,8 @@ def _check_file(item: LandingFile) -> None:
 
 def _check_columns(con, item: LandingFile) -> None:
     dataset = DATASETS[item.name.dataset]
-    names = [re.sub(r"__\d+$", "", n).strip().upper() for n in _column_map(con).values()]
+    names = [h.upper() for (h,) in con.execute(
+        "select header from src_columns order by position").fetchall()]
     have = set(names)
     missing = [c for c in dataset.required if c not in have]
     if dataset.person_required and not have & set(dataset.person_columns):
@@ -425,7 +740,7 @@ def _check_columns(con, item: LandingFile) -> None:
         hint = (f" (the header is one column holding {separator!r}: the file looks separated by "
                 f"{separator!r}; the contract asks for commas)") if separator else ""
         raise FileRejected("missing_column", f"required column {', '.join(missing)} is missing{hint}")
-    duplicated = sorted({c for c in have if names.count(c) > 1})
+    duplicated = sorted({c for c in have if c and names.count(c) > 1})
     if duplicated:
         raise FileRejected("duplicate_column", f"column {', '.join(duplicated)} appears twice")
 
@@ -433,10 +748,12 @@ def _check_columns(con, item: LandingFile) -> None:
 def _reject(con, file_id: int, item: LandingFile, rejected: FileRejected, *,
             rows_readable: bool = False) -> LoadResult:
     """A rejected file loads nothing; readable rows are all quarantined under its reason."""
+    if rejected.rule in _NAMED_RULES and not rejected.detail.startswith(item.file_name):
+        rejected = FileRejected(rejected.rule, f"{item.file_name}: {rejected.detail}")
     rows = 0
     if rows_readable:
         rows = _quarantine_all(con, file_id, item, rejected)
-    elif item.name_error and not item.read_error:
+    elif item.name_error and not item.read_error and not item.rejection:
         rows = _quarantine_unnamed(con, file_id, item, rejected)
     result = LoadResult(item.file_name, "rejected", rows, 0, rows, rejection_reason(rejected))
     return _record(con, file_id, item, result)
@@ -446,7 +763,8 @@ def _quarantine_unnamed(con, file_id: int, item: LandingFile, rejected: FileReje
     """A file with a bad name may still be readable: keep its rows for reprocessing."""
     try:
         read_into_src(con, item.path)
-    except duckdb.Error:
+    except Exception:   # noqa: BLE001 - unreadable as well: the name's reason is the one given
+        _restart_transaction(con)
         return 0
     return _quarantine_all(con, file_id, item, rejected)
 
@@ -455,7 +773,8 @@ def _quarantine_all(con, file_id: int, item: LandingFile, rejected: FileRejected
     """Every row read from a rejected file, kept under the file's reason; returns the count."""
     con.execute("insert into quarantine_rows select ?, ?, line_number, ?, ? from "
                 "(select line_number from src union all select line_number from src_rejects)",
-                [file_id, item.file_name, rejected.rule, f"file rejected: {rejected.detail}"])
+                [file_id, item.file_name, rejected.rule,
+                 identifiers.withhold_numbers(f"file rejected: {rejected.detail}")])
     return con.execute("select count(*) from quarantine_rows where file_id = ?",
                        [file_id]).fetchone()[0]
 
@@ -466,7 +785,8 @@ def _load_rows(con, file_id: int, item: LandingFile, rows_in: int,
     period_start = item.name.period_start
     con.execute("drop table if exists checked")
     sql = build_checked_sql(dataset, _column_map(con), org_code=item.name.org_code,
-                            period_start=period_start, code_lists=_code_lists(con, dataset))
+                            period_start=period_start, code_lists=_code_lists(con, dataset),
+                            metric_ids=metric_ids() if dataset.name == "plan" else None)
     params = {k: v for k, v in identifiers.key_parameters(pseudo_key).items() if f"${k}" in sql}
     con.execute("create temp table checked as " + sql, params)
     _insert_raw(con, dataset, file_id, period_start)
@@ -491,10 +811,23 @@ def _code_lists(con, dataset: Dataset) -> dict[str, list[str]]:
             for c in dataset.columns if c.codes}
 
 
+def metric_ids() -> list[str]:
+    """The metric ids joinedup has: those in the headers of sql/metrics/*.sql, local metrics
+    (one more SQL file) included. Read at call time, so a metric added is known at once."""
+    from flows import runner  # the model reader; imported here as it is needed only for plans
+
+    return sorted({m.header["metric_id"] for m in runner.load_project().metrics
+                   if m.header.get("metric_id")})
+
+
 def _column_map(con) -> dict[str, str]:
-    """Upper-cased, trimmed contract name -> the column's name in `src`."""
-    names = [d[0] for d in con.execute("select * from src limit 0").description]
-    return {n.strip().upper(): n for n in names if n != "line_number"}
+    """Upper-cased, trimmed name as the sender wrote it -> the column's name in `src`.
+    The first of two columns with the same name wins (the file is rejected for it anyway)."""
+    columns: dict[str, str] = {}
+    for position, header in con.execute(
+            "select position, header from src_columns order by position").fetchall():
+        columns.setdefault(header.upper(), _src_column(position))
+    return columns
 
 
 def _insert_raw(con, dataset: Dataset, file_id: int, period_start: date | None) -> None:
@@ -576,16 +909,24 @@ def _ledger(item: LandingFile) -> tuple[str | None, str | None, str | None, str 
 
 def _record(con, file_id: int, item: LandingFile, result: LoadResult, *, invalid: int = 0,
             no_person: int = 0) -> LoadResult:
-    dataset, org_code, period, identity = _ledger(item)
+    ledger = _ledger(item)
+    result.reason = identifiers.withhold_numbers(result.reason)    # it is shown in the summary
+    _insert_files_row(con, file_id, item, result, ledger, invalid=invalid, no_person=no_person)
+    result.dataset, result.period = ledger[0], ledger[2]
+    return result
+
+
+def _insert_files_row(con, file_id: int, item: LandingFile, result: LoadResult, ledger: tuple, *,
+                      invalid: int = 0, no_person: int = 0) -> None:
+    """The file's row in `files`; every text in it is masked (display_name, withhold_numbers)."""
+    dataset, org_code, period, identity = (identifiers.withhold_numbers(v) for v in ledger)
     con.execute(
         "insert into files (file_id, file_name, sha256, dataset, org_code, period, identity, "
         "status, rows_in, rows_loaded, rows_quarantined, reason, invalid_nhs_numbers, "
         "missing_person_ids) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [file_id, item.file_name, item.sha256, dataset, org_code, period, identity,
          result.status, result.rows_in, result.rows_loaded, result.rows_quarantined,
-         result.reason, invalid, no_person])
-    result.dataset, result.period = dataset, period
-    return result
+         identifiers.withhold_numbers(result.reason), invalid, no_person])
 
 
 # ---------------------------------------------------------------- published files
@@ -625,9 +966,11 @@ def _insert_published_rows(con, file_id: int, pub: published.PublishedFile) -> N
     columns = [c for c in pub.rows.columns if c in types]
     con.register("published_rows", pub.rows.to_arrow())
     try:
+        # a published name or code is text a sender wrote: stored with any NHS number withheld
         con.execute(
             f"insert into {table} (file_id, {', '.join(columns)}) select ?, "
-            + ", ".join(f'"{c}"::{types[c]}' for c in columns)
+            + ", ".join(identifiers.withhold_numbers_sql(f'"{c}"::varchar') if types[c] == "VARCHAR"
+                        else f'"{c}"::{types[c]}' for c in columns)
             + " from published_rows order by line_number", [file_id])
     finally:
         con.unregister("published_rows")
@@ -640,8 +983,9 @@ def _record_published_months(con, file_id: int, pub: published.PublishedFile) ->
 
 
 def _insert_published_checks(con, file_id: int, pub: published.PublishedFile) -> None:
-    rows = [[file_id, c["check"], c.get("column"), _as_count(c.get("published")),
-             _as_count(c.get("computed")), bool(c["ok"]), _check_detail(c)] for c in pub.checks]
+    rows = [[file_id, c["check"], identifiers.withhold_numbers(c.get("column")),
+             _as_count(c.get("published")), _as_count(c.get("computed")), bool(c["ok"]),
+             identifiers.withhold_numbers(_check_detail(c))] for c in pub.checks]
     if rows:
         con.executemany("insert into published_checks values (?, ?, ?, ?, ?, ?, ?)", rows)
 
@@ -664,3 +1008,21 @@ def _insert_published_quarantine(con, file_id: int, file_name: str,
         con.executemany("insert into quarantine_rows values (?, ?, ?, ?, ?)",
                         [[file_id, file_name, line, rule, identifiers.withhold_numbers(detail)]
                          for line, rule, detail in pub.quarantined])
+
+
+# ---------------------------------------------------------------- the run summary
+
+_SKIPPED_WORDS = {"hidden": ("hidden file", "hidden files"), "folder": ("sub-folder", "sub-folders"),
+                  "special": ("FIFO or other special file", "FIFOs or other special files")}
+
+
+def skipped_summary(summary: LoadSummary) -> str | None:
+    """One line on what in the landing folder was skipped (not loaded, not in `files`)."""
+    parts = []
+    for kind in SKIPPED_KINDS:
+        names = summary.skipped.get(kind, [])
+        if names:
+            one, many = _SKIPPED_WORDS[kind]
+            shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+            parts.append(f"{len(names)} {one if len(names) == 1 else many} ({shown})")
+    return "Skipped in the landing folder: " + "; ".join(parts) if parts else None

@@ -74,7 +74,8 @@ class Progress:
 class RunRecord:
     flow: str
     parameters: dict
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    # letters a-p, like every id joinedup writes: a hex id can hold ten digits in a row
+    run_id: str = field(default_factory=lambda: runner.letters(uuid.uuid4().bytes)[:12])
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     durations: dict[str, float] = field(default_factory=dict)
     load: LoadSummary | None = None

@@ -11,7 +11,13 @@ import re
 from datetime import date
 
 from flows.datasets import Column, Dataset
-from flows.identifiers import clean_nhs_number_sql, nhs_number_valid_sql, pseudonym_sql, withhold_numbers_sql
+from flows.identifiers import (
+    clean_nhs_number_sql,
+    could_be_nhs_number_sql,
+    nhs_number_valid_sql,
+    pseudonym_sql,
+    withhold_numbers_sql,
+)
 from flows.paths import CODE_MAX_LENGTH, CODE_MIN_LENGTH, CODE_REGEX
 
 AGE_MAX = 120
@@ -20,6 +26,7 @@ INFANT_AGE_CODES = (7001, 7007)
 # Key columns that identify a person: a quarantine detail names them but never shows them.
 PERSON_KEY_COLUMNS = {"CLIENT_ID"}
 POPULATION_AGE_MAX = 90  # ONS single year of age; 90 means 90 and over
+TEN_DIGITS_MIN = 10 ** 9   # the smallest whole number written with ten digits
 
 
 def sql_text(value: str) -> str:
@@ -39,7 +46,7 @@ INTEGER_TEXT = "[+-]?[0-9]+"
 DATE_TEXT = "[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}|[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}"
 
 
-def _typed(column: Column, raw: str) -> str:
+def _typed(column: Column, raw: str, dataset: Dataset) -> str:
     if column.type == "int":
         return f"case when regexp_full_match({raw}, '{INTEGER_TEXT}') then try_cast({raw} as integer) end"
     if column.type == "number":
@@ -49,7 +56,20 @@ def _typed(column: Column, raw: str) -> str:
                 f"coalesce(try_strptime({raw}, '%Y-%m-%d'), try_strptime({raw}, '%d/%m/%Y'))::date end")
     if column.codes:
         return f"upper({raw})"
-    return raw
+    return _stored_text(column, raw, dataset)
+
+
+def _stored_text(column: Column, raw: str, dataset: Dataset) -> str:
+    """Free text is stored, so a run of digits that could be an NHS number never is: in a key
+    (a spell number) the value is pseudonymised, so the key still tells rows apart and a
+    resubmission still matches; elsewhere (a name) the run is withheld. The length test first
+    keeps the pattern off the short codes most columns hold."""
+    if column.name in dataset.key:
+        protected = pseudonym_sql(raw, pad="client")
+    else:
+        protected = withhold_numbers_sql(raw)
+    return (f"case when length({raw}) >= 10 and {could_be_nhs_number_sql(raw)} "
+            f"then {protected} else {raw} end")
 
 
 def _rule(condition: str, rule: str, detail: str) -> tuple[str, str, str]:
@@ -77,6 +97,13 @@ def _column_rules(dataset: Dataset, colmap: dict[str, str], org_code: str) -> li
                     "number": "a number"}[column.type]
             rules.append(_rule(f"r.{column.name} is not null and t.{column.name} is null", rule,
                                f"'{column.name} ''' || r.{column.name} || ''' is not {what}'"))
+    for column in dataset.columns:
+        if column.type in ("int", "number"):
+            # no count, age, year or plan value has ten digits before its point; a value that
+            # does is more likely an NHS number in the wrong column, and is not stored
+            rules.append(_rule(f"abs(t.{column.name}) >= {TEN_DIGITS_MIN}", "bad_number",
+                               f"'{column.name} ''' || r.{column.name} || ''' is implausibly "
+                               "large (ten or more digits)'"))
     return rules
 
 
@@ -124,9 +151,16 @@ def _age_rules(dataset: Dataset) -> list[tuple]:
     return rules
 
 
-def _plan_rules() -> list[tuple]:
-    return [_rule("t.PERIOD_DATE is null", "bad_period",
-                  "'PERIOD ''' || r.PERIOD || ''' is not a month (YYYY-MM)'")]
+def _plan_rules(metric_ids: list[str] | None) -> list[tuple]:
+    rules = [_rule("t.PERIOD_DATE is null", "bad_period",
+                   "'PERIOD ''' || r.PERIOD || ''' is not a month (YYYY-MM)'")]
+    if metric_ids is not None:
+        # a plan for a metric joinedup does not have would never be shown against anything
+        known = ", ".join(sql_text(m) for m in metric_ids) or "null"
+        rules.append(_rule(f"r.METRIC_ID not in ({known})", "unknown_metric",
+                           "'METRIC_ID ''' || r.METRIC_ID || ''' is not a metric joinedup has "
+                           "(the metric_id of a file in sql/metrics, written as there)'"))
+    return rules
 
 
 def _orgs_rules() -> list[tuple]:
@@ -138,13 +172,14 @@ def _orgs_rules() -> list[tuple]:
             for column in ("ORG_CODE", "PARENT_CODE")]
 
 
-def _dataset_rules(dataset: Dataset, period_start: date | None) -> list[tuple]:
+def _dataset_rules(dataset: Dataset, period_start: date | None,
+                   metric_ids: list[str] | None = None) -> list[tuple]:
     if dataset.name == "apc":
         return _apc_rules(period_start)
     if dataset.name in ("reablement", "carehome", "population"):
         return _age_rules(dataset)
     if dataset.name == "plan":
-        return _plan_rules()
+        return _plan_rules(metric_ids)
     if dataset.name == "orgs":
         return _orgs_rules()
     return []
@@ -162,8 +197,9 @@ def _person_columns(dataset: Dataset, colmap: dict[str, str]) -> tuple[list[str]
     clean = clean_nhs_number_sql(nhs)
     pseudo = _raw(colmap, "PSEUDO_ID")
     pseudo_clean = clean_nhs_number_sql(pseudo)
-    # A PSEUDO_ID that is in fact a valid NHS number is pseudonymised like one, never stored.
-    pseudo_is_nhs = nhs_number_valid_sql(pseudo_clean, f"try_cast({pseudo_clean} as bigint)")
+    # A PSEUDO_ID that could be an NHS number (valid or not) is pseudonymised like one, never
+    # stored; a valid one gets the same person_id as the number sent as NEWNHSNO.
+    pseudo_is_nhs = could_be_nhs_number_sql(pseudo)
     read = [f"{nhs} is not null as nhs_present", f"{clean} as nhs_clean",
             f"try_cast({clean} as bigint) as nhs_bigint",
             f"case when coalesce({pseudo_is_nhs}, false) then {pseudonym_sql(pseudo_clean)} "
@@ -193,17 +229,21 @@ def _typed_refs(sql: str) -> str:
 
 def build_checked_sql(dataset: Dataset, colmap: dict[str, str], *, org_code: str,
                       period_start: date | None,
-                      code_lists: dict[str, list[str]] | None = None) -> str:
-    """SELECT line_number, <typed columns>, person_id, rule, detail FROM src."""
+                      code_lists: dict[str, list[str]] | None = None,
+                      metric_ids: list[str] | None = None) -> str:
+    """SELECT line_number, <typed columns>, person_id, rule, detail FROM src.
+
+    `metric_ids`: for a plan, the metric ids joinedup has; a row naming another is quarantined.
+    """
     names = [c.name for c in dataset.columns]
     raw_cols = [f"{_raw(colmap, c.name)} as {c.name}" for c in dataset.columns]
-    typed_cols = [f"{_typed(c, 'r.' + c.name)} as t_{c.name}" for c in dataset.columns]
+    typed_cols = [f"{_typed(c, 'r.' + c.name, dataset)} as t_{c.name}" for c in dataset.columns]
     if dataset.name == "plan":
         typed_cols.append("try_strptime(r.PERIOD || '-01', '%Y-%m-%d')::date as t_PERIOD_DATE")
         names.append("PERIOD_DATE")
     person_read, person_judged = _person_columns(dataset, colmap)
-    rules = (_column_rules(dataset, colmap, org_code) + _dataset_rules(dataset, period_start)
-             + _code_rules(dataset, code_lists))
+    rules = (_column_rules(dataset, colmap, org_code)
+             + _dataset_rules(dataset, period_start, metric_ids) + _code_rules(dataset, code_lists))
     # Each condition is evaluated once; the failed rule's position picks its name and detail.
     case_rule = " ".join(f"when {cond} then {i}" for i, (cond, _, _) in enumerate(rules))
     rule_names = "[" + ", ".join(f"'{name}'" for _, name, _ in rules) + "]"
