@@ -129,7 +129,6 @@ def _print_record(record) -> None:
     else:
         console.print(summary_markdown(record, rendered=False), markup=False, highlight=False,
                       soft_wrap=True)
-    _print_skipped(record)
     if record.durations:
         console.print("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in record.durations.items()))
 
@@ -140,15 +139,6 @@ def _finish(result: dict) -> None:
     _print_report(result)
     if result.get("failed"):
         raise MonthsFailed(result["failed"])
-
-
-def _print_skipped(record) -> None:
-    """Hidden files, sub-folders and FIFOs in the landing folder are skipped: say how many."""
-    from flows.loader import skipped_summary
-
-    line = skipped_summary(record.load) if record.load else None
-    if line:
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _print_report(result: dict) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 
-from flows import db, runner
+from flows import db, loader, runner
 from flows.errors import BadMonth, SettingsError
 from flows.loader import LoadSummary, load_landing
 from flows.lock import writer_lock
@@ -216,6 +216,8 @@ def summary_markdown(record: RunRecord, *, rendered: bool = True) -> str:
                   f"{r.rows_quarantined} | {cell(r.reason or '')} |" for r in record.load.results]
         if not record.load.results:
             lines.append("| (no new files) | | | | | |")
+        skipped = loader.skipped_summary(record.load)
+        lines += ["", cell(skipped)] if skipped else []
         lines.append("")
     lines += ["## Months", ""]
     if record.plans:
