@@ -8,7 +8,7 @@ from datetime import date
 from flows.errors import FileRejected
 
 PERIODIC_DATASETS = ("apc", "reablement", "carehome")
-REFERENCE_DATASETS = ("population", "plan", "orgs")
+REFERENCE_DATASETS = ("population", "plan", "orgs", "changes")
 EXTENSIONS = (".csv.gz", ".csv", ".parquet")
 
 _PERIODIC = re.compile(
