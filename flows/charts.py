@@ -85,6 +85,11 @@ class ChartSpec:
     def is_spc(self) -> bool:
         return bool(self.point_types)
 
+    @property
+    def unclassified(self) -> tuple[float | None, ...]:
+        """Published values with no point type (too few months for limits): drawn hollow."""
+        return tuple(v if t is None else None for v, t in zip(self.values, self.point_types))
+
 
 class _Canvas:
     """One reusable figure: building axes and ticks costs more than drawing the lines."""
@@ -115,6 +120,8 @@ class _Canvas:
         self.points = {kind: ax.plot([], [], ls="none", marker="o", ms=4.5, color=colour,
                                      mec=colour)[0]
                        for kind, colour in POINT_COLOURS.items()}
+        (self.unclassified,) = ax.plot([], [], ls="none", marker="o", ms=4.5, mfc="white",
+                                       mec=POINT_COLOURS["common_cause"], mew=1.2)
         self.marks: list = []       # a chart's rebase lines and labels, removed before the next
 
     def _style_axes(self) -> None:
@@ -155,6 +162,7 @@ class _Canvas:
         for kind, line in self.points.items():
             line.set_data(*((x, _nan(v if t == kind else None
                                      for v, t in zip(spec.values, spec.point_types))) if spc else ([], [])))
+        self.unclassified.set_data(*((x, _nan(spec.unclassified)) if spc else ([], [])))
         for line, values in ((self.mean, spec.mean), (self.lpl, spec.lpl), (self.upl, spec.upl)):
             line.set_data(*((x, _nan(values)) if spc else ([], [])))
         for index, label in spec.rebases:

@@ -552,8 +552,9 @@ def publish_spc(data: ReportData, area: Area, month: date, metric: Metric) -> Pu
                                                 point, metric.higher_is_better)
     why = None
     if point.mean is None:
-        why = (f"fewer than {point.min_points} final months since the limits were last set "
-               f"({point.used_months or 0}), so no limits yet")
+        since = " since the last local change" if point.rebase_group > 0 else ""
+        why = (f"fewer than {point.min_points} final months{since} ({point.used_months or 0}), "
+               "so no limits yet")
     elif not shown:
         why = "no published figure for the month"
     return PublishedSpc(point.mean, point.lpl, point.upl, point_type, point.rebase_group,
