@@ -264,18 +264,18 @@ class Icon:
 
 
 VARIATION_ICONS = {
-    "common_cause": Icon("common", "~", "Common cause: no significant change"),
-    "special_cause_improvement_high": Icon("improvement", "H", "Special cause: improvement (higher)"),
-    "special_cause_improvement_low": Icon("improvement", "L", "Special cause: improvement (lower)"),
-    "special_cause_concern_high": Icon("concern", "H", "Special cause: concern (higher)"),
-    "special_cause_concern_low": Icon("concern", "L", "Special cause: concern (lower)"),
-    "special_cause_neutral_high": Icon("neutral", "H", "Special cause: neither better nor worse (higher)"),
-    "special_cause_neutral_low": Icon("neutral", "L", "Special cause: neither better nor worse (lower)"),
+    "common_cause": Icon("common", "~", "Common cause"),
+    "special_cause_improvement_high": Icon("improvement", "H", "Improvement (high)"),
+    "special_cause_improvement_low": Icon("improvement", "L", "Improvement (low)"),
+    "special_cause_concern_high": Icon("concern", "H", "Concern (high)"),
+    "special_cause_concern_low": Icon("concern", "L", "Concern (low)"),
+    "special_cause_neutral_high": Icon("neutral", "H", "Special cause (high)"),
+    "special_cause_neutral_low": Icon("neutral", "L", "Special cause (low)"),
 }
 ASSURANCE_ICONS = {
-    "consistent_pass": Icon("pass", "P", "Will consistently meet the plan"),
-    "consistent_fail": Icon("fail", "F", "Will consistently miss the plan without change"),
-    "inconsistent": Icon("inconsistent", "?", "Will hit and miss the plan at random"),
+    "consistent_pass": Icon("pass", "P", "Consistently passes"),
+    "consistent_fail": Icon("fail", "F", "Consistently fails"),
+    "inconsistent": Icon("inconsistent", "?", "Hit and miss"),
 }
 POINT_LABEL = {
     "common_cause": "common cause",
