@@ -67,13 +67,20 @@ months as (
         c.area_type, c.area_code, c.metric_id, c.period_month, c.last_month,
         v.value, v.plan_value, v.status,
         k.higher_is_better,
-        (select count(*) from series_changes as sc
-         where sc.area_type = c.area_type and sc.area_code = c.area_code
-           and sc.metric_id = c.metric_id and sc.change_month <= c.period_month) as rebase_group,
+        -- each change month starts the next group: the number of changes up to the month
+        count(sc.change_month) over (
+            partition by c.area_type, c.area_code, c.metric_id
+            order by c.period_month rows between unbounded preceding and current row
+        ) as rebase_group,
         coalesce(v.value is not null and not isnan(v.value) and v.status = 'final', false) as is_used
     from calendar as c
-    left join metric_values as v using (area_type, area_code, metric_id, period_month)
-    left join metric_catalog as k using (metric_id)
+    left join series_changes as sc
+        on sc.area_type = c.area_type and sc.area_code = c.area_code
+        and sc.metric_id = c.metric_id and sc.change_month = c.period_month
+    left join metric_values as v
+        on v.area_type = c.area_type and v.area_code = c.area_code
+        and v.metric_id = c.metric_id and v.period_month = c.period_month
+    left join metric_catalog as k on k.metric_id = c.metric_id
 ),
 
 ranked as (
