@@ -538,15 +538,16 @@ def _reading(metric: Metric, month: date, fig: Figure, year_ago: Figure) -> str:
 # --- statistical process control -----------------------------------------------------------------
 
 def publish_spc(data: ReportData, area: Area, month: date, metric: Metric) -> PublishedSpc:
-    """The month's SPC as published: limits and assurance from metric_spc; the point type and
-    variation only where the month's figure itself is published (not suppressed)."""
+    """The month's SPC as published. Disclosure control as for the values: nothing (no mean,
+    limits, point type or icon) for a month whose figure is suppressed; a month with no figure
+    keeps its period's mean and limits, with no point type."""
     point = data.spc.get((area.code, month, metric.metric_id))
     if point is None:
-        return PublishedSpc(None, None, None, None, None, None, None, None, None,
-                            "no statistical process control for this series")
+        return _no_spc("no statistical process control for this series")
     cell = data.figure(area, month, metric).cell
-    shown = not cell.suppressed and cell.value is not None
-    point_type = point.point_type if shown else None
+    if cell.suppressed:
+        return _no_spc("not published for the month (small numbers)")
+    point_type = point.point_type if cell.value is not None else None
     variation = _variation_code(point_type, metric) if point_type else None
     assurance = point.assurance or assurance_of(data.figure(area, month, metric).plan,
                                                 point, metric.higher_is_better)
@@ -555,11 +556,15 @@ def publish_spc(data: ReportData, area: Area, month: date, metric: Metric) -> Pu
         since = " since the last local change" if point.rebase_group > 0 else ""
         why = (f"fewer than {point.min_points} final months{since} ({point.used_months or 0}), "
                "so no limits yet")
-    elif not shown:
-        why = "no published figure for the month"
+    elif cell.value is None:
+        why = "no figure for the month"
     return PublishedSpc(point.mean, point.lpl, point.upl, point_type, point.rebase_group,
                         VARIATION_ICONS.get(variation), variation,
                         ASSURANCE_ICONS.get(assurance), assurance, why)
+
+
+def _no_spc(why: str) -> PublishedSpc:
+    return PublishedSpc(None, None, None, None, None, None, None, None, None, why)
 
 
 def assurance_of(plan: float | None, point: SpcPoint, higher_is_better: bool | None) -> str | None:

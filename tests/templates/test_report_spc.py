@@ -83,10 +83,12 @@ def test_exports_carry_spc_fields_under_disclosure_control(rendered):
     icb = next(r for r in rows if r["area_code"] == CORNWALL_ICB
                and r["metric_id"] == "emergency_admissions_65plus")
     assert icb["spc_point_type"] and float(icb["spc_upper_limit"]) > float(icb["spc_mean"])
-    # the Isles of Scilly's suppressed figures publish no point type or variation
-    for r in rows:
-        if r["area_code"] == SCILLY and r["value"] == "*":
-            assert r["spc_point_type"] == "" and r["spc_variation"] == ""
+    # the Isles of Scilly's suppressed figures publish nothing of their SPC either
+    suppressed = [r for r in rows if r["area_code"] == SCILLY and r["value"] == "*"]
+    assert suppressed
+    for r in suppressed:
+        assert {r[k] for k in ("spc_mean", "spc_lower_limit", "spc_upper_limit", "spc_point_type",
+                               "spc_variation", "spc_assurance")} == {""}
     document = json.loads((rendered / "2025-11" / "figures.json").read_text(encoding="utf-8"))
     assert "spc_assurance" in document["figures"][0]
 
