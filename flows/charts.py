@@ -1,5 +1,10 @@
 """Trend charts as inline SVG, drawn with matplotlib's SVG backend (no pyplot, no files).
 
+A metric's chart is its statistical process control (SPC) chart, as Making Data Count draws it:
+each month a point coloured by its type (grey common cause, orange concern, blue improvement,
+purple neutral), the mean and process limits of each rebase group as steps, the plan as the
+target line, the comparator as a dotted line, and each rebase marked and named.
+
 Charts are the slow part of rendering (about 15–30 ms each), so each process keeps one figure and
 only swaps the data between charts, and `render_charts` spreads them over a bounded process pool.
 A chart is plain data (`ChartSpec`) in and an `<svg>` string out, so it pickles across processes.
@@ -20,10 +25,20 @@ import matplotlib
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 
-# NHS identity colours: blue for the area, warm yellow for the plan, dark grey for England.
+# NHS identity colours: blue for the area, red for the plan (the target), dark grey for England.
 AREA_COLOUR = "#005EB8"
-PLAN_COLOUR = "#ED8B00"
+PLAN_COLOUR = "#DA291C"
 ENGLAND_COLOUR = "#425563"
+# Making Data Count's point colours (NHS palette), and the SPC lines.
+POINT_COLOURS = {
+    "common_cause": "#768692",
+    "special_cause_improvement": "#005EB8",
+    "special_cause_concern": "#ED8B00",
+    "special_cause_neutral_high": "#330072",
+    "special_cause_neutral_low": "#330072",
+}
+SPC_LINE_COLOUR = "#4C6272"
+LINK_COLOUR = "#AEB7BD"       # the thin line joining a SPC chart's points
 FIGURE_SIZE = (6.4, 2.5)    # inches; the SVG scales to the page width
 TICK_EVERY = 3              # label every third month on the x axis
 _RC = {
@@ -57,6 +72,23 @@ class ChartSpec:
     plan: tuple[float | None, ...]
     england: tuple[float | None, ...]
     provisional: tuple[bool, ...]
+    # SPC (empty for a plain trend): each month's point type, the mean and process limits of its
+    # rebase group, and the rebases in the window as (month index, label).
+    point_types: tuple[str | None, ...] = ()
+    mean: tuple[float | None, ...] = ()
+    lpl: tuple[float | None, ...] = ()
+    upl: tuple[float | None, ...] = ()
+    rebases: tuple[tuple[int, str], ...] = ()
+    comparator: str = "England"     # what the dotted line is, named truthfully
+
+    @property
+    def is_spc(self) -> bool:
+        return bool(self.point_types)
+
+    @property
+    def unclassified(self) -> tuple[float | None, ...]:
+        """Published values with no point type (too few months for limits): drawn hollow."""
+        return tuple(v if t is None else None for v, t in zip(self.values, self.point_types))
 
 
 class _Canvas:
@@ -78,6 +110,19 @@ class _Canvas:
                                mec=AREA_COLOUR, mew=1.2)
         (self.plan,) = ax.plot([], [], color=PLAN_COLOUR, lw=1.5, ls="--")
         (self.england,) = ax.plot([], [], color=ENGLAND_COLOUR, lw=1.2, ls=":")
+        # SPC: steps change at the month a rebase group starts
+        (self.mean,) = ax.plot([], [], color=SPC_LINE_COLOUR, lw=1.2, drawstyle="steps-mid")
+        (self.lpl,) = ax.plot([], [], color=SPC_LINE_COLOUR, lw=0.9, ls=(0, (4, 2)),
+                              drawstyle="steps-mid")
+        (self.upl,) = ax.plot([], [], color=SPC_LINE_COLOUR, lw=0.9, ls=(0, (4, 2)),
+                              drawstyle="steps-mid")
+        (self.link,) = ax.plot([], [], color=LINK_COLOUR, lw=1.2)
+        self.points = {kind: ax.plot([], [], ls="none", marker="o", ms=4.5, color=colour,
+                                     mec=colour)[0]
+                       for kind, colour in POINT_COLOURS.items()}
+        (self.unclassified,) = ax.plot([], [], ls="none", marker="o", ms=4.5, mfc="white",
+                                       mec=POINT_COLOURS["common_cause"], mew=1.2)
+        self.marks: list = []       # a chart's rebase lines and labels, removed before the next
 
     def _style_axes(self) -> None:
         ax = self.ax
@@ -96,7 +141,7 @@ class _Canvas:
 
     def _set_data(self, spec: ChartSpec) -> None:
         x = list(range(len(spec.months)))
-        self.area.set_data(x, _nan(spec.values))
+        self._set_spc(spec, x)
         self.open.set_data(x, _nan(v if p else None for v, p in zip(spec.values, spec.provisional)))
         self.plan.set_data(x, _nan(spec.plan))
         self.england.set_data(x, _nan(spec.england))
@@ -105,10 +150,30 @@ class _Canvas:
         self.ax.set_ylabel(spec.y_label)
         self._rescale(spec)
 
+    def _set_spc(self, spec: ChartSpec, x: list[int]) -> None:
+        """Points coloured by type with SPC lines, or (no SPC) the plain blue trend line."""
+        for mark in self.marks:
+            mark.remove()
+        self.marks = []
+        spc = spec.is_spc
+        shown, hidden = (self.link, self.area) if spc else (self.area, self.link)
+        shown.set_data(x, _nan(spec.values))
+        hidden.set_data([], [])
+        for kind, line in self.points.items():
+            line.set_data(*((x, _nan(v if t == kind else None
+                                     for v, t in zip(spec.values, spec.point_types))) if spc else ([], [])))
+        self.unclassified.set_data(*((x, _nan(spec.unclassified)) if spc else ([], [])))
+        for line, values in ((self.mean, spec.mean), (self.lpl, spec.lpl), (self.upl, spec.upl)):
+            line.set_data(*((x, _nan(values)) if spc else ([], [])))
+        for index, label in spec.rebases:
+            self.marks.append(self.ax.axvline(index - 0.5, color=SPC_LINE_COLOUR, lw=1, ls=":"))
+            self.marks.append(self.ax.text(index - 0.4, 0.98, label, transform=self.ax.get_xaxis_transform(),
+                                           va="top", ha="left", fontsize=7, color="#212B32"))
+
     def _rescale(self, spec: ChartSpec) -> None:
         # Rates and percentages start at zero so that small changes are not exaggerated.
         # Ticks are computed here rather than by a matplotlib locator, which is slower.
-        finite = [v for v in (*spec.values, *spec.plan, *spec.england) if v is not None]
+        finite = [v for v in (*spec.values, *spec.plan, *spec.england, *spec.upl) if v is not None]
         ticks = y_ticks(max(finite, default=0.0))
         self.ax.set_yticks(ticks, [_tick_label(t) for t in ticks])
         self.ax.set_ylim(0, ticks[-1])

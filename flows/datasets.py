@@ -117,4 +117,13 @@ ORGS = Dataset(
     key=("ORG_CODE",),
 )
 
-DATASETS = {d.name: d for d in (APC, REABLEMENT, CAREHOME, POPULATION, PLAN, ORGS)}
+# changes_<area_code>.csv: the month a local scheme started, for one metric or every one ('*');
+# it starts a new rebase group of the area's SPC charts (sql/marts/metric_spc.sql).
+CHANGES = Dataset(
+    "changes",
+    (Column("AREA_CODE"), Column("METRIC_ID"), Column("CHANGE_DATE"), Column("DESCRIPTION")),
+    org_column="AREA_CODE",
+    key=("AREA_CODE", "METRIC_ID", "CHANGE_DATE"),
+)
+
+DATASETS = {d.name: d for d in (APC, REABLEMENT, CAREHOME, POPULATION, PLAN, ORGS, CHANGES)}

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import duckdb
 
+from flows.settings import apply_spc_settings
+
 SCHEMA = """
 create sequence if not exists file_ids start 1;
 create table if not exists files (
@@ -74,6 +76,11 @@ create table if not exists raw_orgs (
     file_id integer, line_number bigint, org_code varchar, org_type varchar, org_name varchar,
     parent_code varchar
 );
+-- Local changes (a scheme's start month): each begins a new SPC rebase group (metric_spc).
+create table if not exists raw_changes (
+    file_id integer, line_number bigint, area_code varchar, metric_id varchar,
+    change_date varchar, description varchar
+);
 -- Files published by NHS England and ONS (flows/published.py), loaded under any name.
 create table if not exists raw_nhse_ae (
     file_id integer, line_number bigint, period date, org_code varchar, parent_org varchar,
@@ -121,6 +128,7 @@ def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConn
     if not read_only:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path), read_only=read_only)
+    apply_spc_settings(con)   # metric_spc reads its settings as variables of the connection
     if not read_only:
         con.execute(SCHEMA)
         load_reference_tables(con)

@@ -11,7 +11,7 @@ from flows.errors import FileRejected
 from flows.identifiers import could_be_nhs_number, withhold_numbers
 
 PERIODIC_DATASETS = ("apc", "reablement", "carehome")
-REFERENCE_DATASETS = ("population", "plan", "orgs")
+REFERENCE_DATASETS = ("population", "plan", "orgs", "changes")
 EXTENSIONS = (".csv.gz", ".csv", ".parquet")
 
 _PERIODIC = re.compile(

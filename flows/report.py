@@ -9,13 +9,18 @@ Pages also show the hospital providers of the area's ICB against England on the 
 measures (catalogue `rollup: provider`), for the month and, for percentages, as trends. Those are
 NHS England's published statistics by organisation and are shown as published (sdc.EXEMPT_ROLLUPS).
 
-Reads only metric_values, metric_catalog, metric_plan_variance, orgs, load_log, quarantine,
-deliveries and data_quality. One function builds the context of each page kind
+Each metric's chart is its SPC chart (metric_spc: Making Data Count's rules), and the summary
+carries its variation and assurance icons. The comparator line is labelled with what it is:
+England only where the figures cover England (`comparator`).
+
+Reads only metric_values, metric_catalog, metric_plan_variance, metric_spc, stg_changes, orgs,
+load_log, quarantine, deliveries and data_quality. One function builds the context of each page kind
 (`hwb_page_context`, `icb_page_context`, `index_context`); the templates only lay it out.
 """
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -33,7 +38,9 @@ from markupsafe import Markup
 
 from flows import TEMPLATES_DIR, paths, sdc
 from flows.charts import ChartRenderer, ChartSpec
+from flows.db import relation_exists
 from flows.errors import UnsafeOutputPath
+from flows.settings import SpcSettings
 
 log = logging.getLogger("joinedup.report")
 
@@ -79,7 +86,14 @@ EXPORT_COLUMNS = (
     "period_month", "area_type", "area_code", "area_name", "metric_id", "metric_title", "unit",
     "numerator", "denominator", "value", "plan_value", "variance", "variance_count",
     "variance_cost", "ytd_variance_count", "ytd_variance_cost", "rag", "status",
+    "spc_mean", "spc_lower_limit", "spc_upper_limit", "spc_point_type", "spc_rebase_group",
+    "spc_variation", "spc_assurance",
 )
+# England's health and wellbeing boards are its upper-tier local authorities: 151 from 2019, 153
+# since April 2023. An orgs file listing at least this many English HWBs covers England, and only
+# then is the total over the areas loaded labelled England.
+ENGLAND_HWB_MIN = 151
+ALL_AREAS_LABEL = "All areas in this report"
 
 
 # --- what the tables hold ---------------------------------------------------------------------
@@ -157,6 +171,10 @@ class ReportData:
     quarantined: list[dict]
     rejected: list[dict]
     quality: list[dict]
+    spc: dict[tuple[str, date, str], SpcPoint] = field(default_factory=dict)  # (area, month, metric)
+    changes: list[dict] = field(default_factory=list)       # stg_changes rows
+    spc_settings: SpcSettings = field(default_factory=SpcSettings)
+    covers_england: bool = False      # orgs lists every HWB in England: the total is England's
     _figures: dict = field(default_factory=dict)
     # joined-up care (extracts 3a): the linked metrics and each council's linkage by month
     linked_metric_ids: frozenset[str] = frozenset()
@@ -220,6 +238,72 @@ class Figure:
     cost: sdc.Cost
     ytd_variance_count: sdc.Count
     ytd_cost: sdc.Cost
+
+
+@dataclass(frozen=True)
+class SpcPoint:
+    """One metric_spc row (computed from the unrounded values; published through `publish_spc`)."""
+
+    rebase_group: int
+    is_used: bool
+    used_months: int | None
+    min_points: int | None
+    mean: float | None
+    lpl: float | None
+    upl: float | None
+    point_type: str | None
+    variation: str | None
+    assurance: str | None
+    prior_mean: float | None
+    prior_point_type: str | None
+
+
+@dataclass(frozen=True)
+class Icon:
+    """A Making Data Count icon: drawn as inline SVG, always with its text label."""
+
+    code: str
+    letter: str
+    label: str
+
+
+VARIATION_ICONS = {
+    "common_cause": Icon("common", "~", "Common cause"),
+    "special_cause_improvement_high": Icon("improvement", "H", "Improvement (high)"),
+    "special_cause_improvement_low": Icon("improvement", "L", "Improvement (low)"),
+    "special_cause_concern_high": Icon("concern", "H", "Concern (high)"),
+    "special_cause_concern_low": Icon("concern", "L", "Concern (low)"),
+    "special_cause_neutral_high": Icon("neutral", "H", "Special cause (high)"),
+    "special_cause_neutral_low": Icon("neutral", "L", "Special cause (low)"),
+}
+ASSURANCE_ICONS = {
+    "consistent_pass": Icon("pass", "P", "Consistently passes"),
+    "consistent_fail": Icon("fail", "F", "Consistently fails"),
+    "inconsistent": Icon("inconsistent", "?", "Hit and miss"),
+}
+POINT_LABEL = {
+    "common_cause": "common cause",
+    "special_cause_improvement": "special cause, improvement",
+    "special_cause_concern": "special cause, concern",
+    "special_cause_neutral_high": "special cause, high",
+    "special_cause_neutral_low": "special cause, low",
+}
+
+
+@dataclass(frozen=True)
+class PublishedSpc:
+    """What is published of a month's SPC: nothing of a month whose figure is suppressed."""
+
+    mean: float | None
+    lpl: float | None
+    upl: float | None
+    point_type: str | None
+    rebase_group: int | None
+    variation: Icon | None
+    variation_code: str | None
+    assurance: Icon | None
+    assurance_code: str | None
+    why_not: str | None          # why there are no limits, icons or point type
 
 
 def publish_figure(data: ReportData, area: Area, month: date, metric: Metric) -> Figure:
@@ -429,6 +513,7 @@ FILTERS = {
     "sentence": sentence, "month_name": month_name, "month_short": month_short, "month_code": month_code,
     "thousands": thousands, "count": format_count, "metric_value": format_value,
     "change": format_change, "against_plan": format_against, "cost": format_cost,
+    "spc_point": lambda t: POINT_LABEL.get(t, "–"),
 }
 
 
@@ -452,6 +537,120 @@ def _reading(metric: Metric, month: date, fig: Figure, year_ago: Figure) -> str:
     year = format_change(change(cell, year_ago.cell, metric.unit), digits=0)
     year = f"{year} on {last_year}" if year != "not available" else f"no figure for {last_year} to compare"
     return f"{format_value(cell, metric.unit, True)} in {when}: {year}, {format_against(fig.against)}"
+
+
+# --- statistical process control -----------------------------------------------------------------
+
+def publish_spc(data: ReportData, area: Area, month: date, metric: Metric) -> PublishedSpc:
+    """The month's SPC as published. Disclosure control as for the values: nothing (no mean,
+    limits, point type or icon) for a month whose figure is suppressed; a month with no figure
+    keeps its period's mean and limits, with no point type."""
+    point = data.spc.get((area.code, month, metric.metric_id))
+    if point is None:
+        return _no_spc("no statistical process control for this series")
+    cell = data.figure(area, month, metric).cell
+    if cell.suppressed:
+        return _no_spc("not published for the month (small numbers)")
+    point_type = point.point_type if cell.value is not None else None
+    variation = _variation_code(point_type, metric) if point_type else None
+    assurance = point.assurance or assurance_of(data.figure(area, month, metric).plan,
+                                                point, metric.higher_is_better)
+    why = None
+    if point.mean is None:
+        since = " since the last local change" if point.rebase_group > 0 else ""
+        why = (f"fewer than {point.min_points} final months{since} ({point.used_months or 0}), "
+               "so no limits yet")
+    elif cell.value is None:
+        why = "no figure for the month"
+    return PublishedSpc(point.mean, point.lpl, point.upl, point_type, point.rebase_group,
+                        VARIATION_ICONS.get(variation), variation,
+                        ASSURANCE_ICONS.get(assurance), assurance, why)
+
+
+def _no_spc(why: str) -> PublishedSpc:
+    return PublishedSpc(None, None, None, None, None, None, None, None, None, why)
+
+
+def assurance_of(plan: float | None, point: SpcPoint, higher_is_better: bool | None) -> str | None:
+    """Making Data Count's assurance of a plan against a month's process limits (metric_spc
+    gives it for a series' last month; earlier months' pages ask the same question)."""
+    if plan is None or point.lpl is None or point.upl is None or higher_is_better is None:
+        return None
+    if plan < point.lpl:
+        return "consistent_pass" if higher_is_better else "consistent_fail"
+    if plan > point.upl:
+        return "consistent_fail" if higher_is_better else "consistent_pass"
+    return "inconsistent"
+
+
+def _variation_code(point_type: str, metric: Metric) -> str:
+    """The icon of a point type: improvement and concern take the side they lie on."""
+    if point_type in ("special_cause_improvement", "special_cause_concern"):
+        improvement = point_type == "special_cause_improvement"
+        high = improvement == bool(metric.higher_is_better)
+        return f"{point_type}_{'high' if high else 'low'}"
+    return point_type
+
+
+def comparator(data: ReportData, area: Area, metric: Metric) -> tuple[Area, str]:
+    """The line a chart compares the area with, and its true name: England only where the
+    figures cover England (NHS England's published statistics for the measures published by
+    provider, or an orgs file listing every HWB in England); otherwise, on a HWB page, its ICB,
+    and elsewhere the total of the areas loaded."""
+    england = data.areas[ENGLAND_CODE]
+    if metric.by_provider or data.covers_england:
+        return england, "England"
+    icb = data.areas.get(area.parent) if area.type == "hwb" and area.parent else None
+    if icb is not None:
+        return icb, icb.name
+    return england, ALL_AREAS_LABEL
+
+
+def _series_changes(data: ReportData, area: Area, month: date, metric: Metric) -> list[dict]:
+    """The area's own changes for the metric (or for every metric) that start a rebase group
+    on or before `month`."""
+    changes = []
+    for change in data.changes:
+        if change["area_code"] != area.code.upper() or change["metric_id"] not in ("*", metric.metric_id):
+            continue
+        point = data.spc.get((area.code, change["change_month"], metric.metric_id))
+        if change["change_month"] <= month and point is not None and point.rebase_group > 0:
+            changes.append(change)
+    # two changes in one month start one group: name them together
+    merged: dict[date, dict] = {}
+    for c in changes:
+        row = merged.setdefault(c["change_month"], {**c, "descriptions": []})
+        row["descriptions"].append(c["description"] or "local change")
+    return [dict(r, description="; ".join(r["descriptions"])) for r in merged.values()]
+
+
+def change_reading(data: ReportData, area: Area, month: date, metric: Metric, change: dict) -> str:
+    """Did the change work? Whether the months since it show special cause against the limits
+    from before it, and the mean before and after (after: from the published figures)."""
+    start = change["change_month"]
+    since = month_range(start, month)
+    first = data.spc[(area.code, start, metric.metric_id)]
+    name = f"{change['description']} (from {month_name(start)})"
+    figures = {m: data.figure(area, m, metric).cell for m in since}
+    shown = [m for m in since if not figures[m].suppressed and figures[m].value is not None]
+    after = (sum(figures[m].value for m in shown) / len(shown)) if shown else None
+    after_text = (f"{format_value(after, metric.unit, True)} since" if after is not None
+                  else "no published figure since")
+    if first.prior_mean is None:
+        return sentence(f"{name}: too few final months before it to set limits "
+                        f"(at least {data.spc_settings.min_points} are needed); {after_text}") + "."
+    special = [m for m in shown if (p := data.spc.get((area.code, m, metric.metric_id)))
+               and p.prior_point_type not in (None, "common_cause")]
+    kinds = sorted({POINT_LABEL[data.spc[(area.code, m, metric.metric_id)].prior_point_type]
+                    for m in special})
+    if special:
+        verdict = (f"{len(special)} of the {len(shown)} months since show special cause against "
+                   f"the limits from before it ({', '.join(kinds)})")
+    else:
+        verdict = (f"none of the {len(shown)} months since shows special cause against the limits "
+                   "from before it: no sign yet that it changed the process")
+    before = format_value(first.prior_mean, metric.unit, True)
+    return sentence(f"{name}: {verdict}; mean {before} before, {after_text}") + "."
 
 
 # --- reading the tables ---------------------------------------------------------------------------
@@ -480,7 +679,46 @@ def load_report_data(con: duckdb.DuckDBPyConnection, first: date, last: date) ->
                            "where period_month between ? and ?", between),
         linked_metric_ids=_load_linked_metric_ids(con),
         linkage=_load_linkage(con, between),
+        spc=_load_spc(con, between),   # every month to the last: changes reach back
+        changes=_load_changes(con),
+        spc_settings=_spc_settings(con),
+        covers_england=_covers_england(con),
     )
+
+
+def _load_spc(con, between: list[date]) -> dict[tuple[str, date, str], SpcPoint]:
+    if not relation_exists(con, "metric_spc"):
+        return {}
+    rows = _rows(con, """
+        select area_code, period_month, metric_id, rebase_group, is_used, used_months, min_points,
+               mean, lpl, upl, point_type, variation, assurance, prior_mean, prior_point_type
+        from metric_spc where period_month <= ?""", [between[1]])
+    return {(r.pop("area_code"), r.pop("period_month"), r.pop("metric_id")): SpcPoint(**r)
+            for r in rows}
+
+
+def _load_changes(con) -> list[dict]:
+    if not relation_exists(con, "stg_changes"):
+        return []
+    return _rows(con, "select area_code, metric_id, change_month, description from stg_changes "
+                      "order by change_month, metric_id")
+
+
+def _spc_settings(con) -> SpcSettings:
+    """The settings the connection gives metric_spc (flows.settings.apply_spc_settings)."""
+    defaults = SpcSettings()
+    min_points, fix_after, screen = con.execute(
+        "select getvariable('spc_min_points'), getvariable('spc_fix_after'), "
+        "getvariable('spc_screen_outliers')").fetchone()
+    return SpcSettings(min_points=int(min_points) if min_points is not None else defaults.min_points,
+                       fix_after=int(fix_after) if fix_after is not None else None,
+                       screen_outliers=bool(screen) if screen is not None else defaults.screen_outliers)
+
+
+def _covers_england(con) -> bool:
+    english_hwbs = con.execute("select count(distinct org_code) from orgs "
+                               "where upper(org_type) = 'HWB' and org_code like 'E%'").fetchone()[0]
+    return english_hwbs >= ENGLAND_HWB_MIN
 
 
 # A file name can appear more than once in load_log (a duplicate is logged again); count each
@@ -632,7 +870,32 @@ def _page_basics(data: ReportData, month: date, area: Area, metrics: list[Metric
         "cost_units": sorted({m.numerator_label for m in metrics if m.unit_cost is not None}),
         "rag_rule": RAG_RULE,
         "sdc_rule": SDC_RULE,
+        "spc_settings": data.spc_settings,
+        "comparator_note": comparator_note(data, area),
+        "comparator_name": _page_comparator(data, area, metrics),
     }
+
+
+def _page_comparator(data: ReportData, area: Area, metrics: list[Metric]) -> str:
+    """What the page's area is compared with, for its opening line."""
+    names = [comparator(data, area, m)[1] for m in metrics if not m.by_provider] or ["England"]
+    name = names[0]
+    return "all the areas in this report" if name == ALL_AREAS_LABEL else name
+
+
+def comparator_note(data: ReportData, area: Area) -> str:
+    """How the page's comparator lines are chosen, in words (methodology)."""
+    if data.covers_england:
+        return ("The comparator line is England: the areas loaded include every health and wellbeing "
+                f"board in England (at least {ENGLAND_HWB_MIN}), so their total is England's.")
+    text = ("The areas loaded do not include every health and wellbeing board in England, so their "
+            "total is not England's. ")
+    text += (f"On this page each metric is compared with {data.areas[area.parent].name}, the "
+             "integrated care board it belongs to" if area.type == "hwb" and area.parent in data.areas
+             else f"Each metric is compared with the total of the areas in this report, labelled "
+                  f"'{ALL_AREAS_LABEL}'")
+    return text + (". The measures NHS England publishes for each hospital provider are compared "
+                   "with England: its published statistics cover every provider in England.")
 
 
 def summary_rows(data: ReportData, month: date, area: Area, metrics: list[Metric]) -> list[dict]:
@@ -641,7 +904,7 @@ def summary_rows(data: ReportData, month: date, area: Area, metrics: list[Metric
     for metric in metrics:
         fig = data.figure(area, month, metric)
         rows.append({
-            "metric": metric, "figure": fig,
+            "metric": metric, "figure": fig, "spc": publish_spc(data, area, month, metric),
             "on_month": change(fig.cell, data.figure(area, add_months(month, -1), metric).cell, metric.unit),
             "on_year": change(fig.cell, data.figure(area, add_months(month, -12), metric).cell, metric.unit),
         })
@@ -649,16 +912,22 @@ def summary_rows(data: ReportData, month: date, area: Area, metrics: list[Metric
 
 
 def metric_section(data: ReportData, month: date, area: Area, metric: Metric) -> dict:
-    """One metric: the reading, the chart and its figures for the 24 months to `month`."""
-    england = data.areas[ENGLAND_CODE]
+    """One metric: the reading, the SPC chart and its figures for the 24 months to `month`,
+    and a line for each local change ("did it work?")."""
+    against, label = comparator(data, area, metric)
     trend = [{"month": m, "figure": data.figure(area, m, metric),
-              "england": data.figure(england, m, metric).cell} for m in window(month)]
+              "england": data.figure(against, m, metric).cell,
+              "spc": publish_spc(data, area, m, metric)} for m in window(month)]
     fig = data.figure(area, month, metric)
     return {
         "metric": metric,
         "reading": reading(metric, month, fig, data.figure(area, add_months(month, -12), metric)),
         "chart": chart_spec(data, month, area, metric),
         "trend": trend,
+        "comparator_label": label,
+        "spc": publish_spc(data, area, month, metric),
+        "changes": [change_reading(data, area, month, metric, c)
+                    for c in _series_changes(data, area, month, metric)],
     }
 
 
@@ -673,9 +942,9 @@ def hwb_trend(data: ReportData, month: date, metric: Metric, hwbs: list[Area]) -
 
 def side_by_side(data: ReportData, month: date, icb: Area, hwbs: list[Area],
                  metrics: list[Metric]) -> list[dict]:
-    england = data.areas[ENGLAND_CODE]
     return [{"metric": m, "figures": [data.figure(a, month, m) for a in [icb, *hwbs]],
-             "england": data.figure(england, month, m).cell} for m in metrics]
+             "england": data.figure(comparator(data, icb, m)[0], month, m).cell,
+             "comparator_label": comparator(data, icb, m)[1]} for m in metrics]
 
 
 def providers_section(data: ReportData, month: date, icb: Area | None) -> dict | None:
@@ -727,14 +996,46 @@ def _methodology(metrics: list[Metric], providers: dict | None) -> list[Metric]:
 
 
 def chart_spec(data: ReportData, month: date, area: Area, metric: Metric) -> ChartSpec:
+    """The metric's SPC chart for the window, with its text alternative."""
     months = window(month)
     figs = [data.figure(area, m, metric) for m in months]
-    latest = figs[-1]
-    label = (f"Line chart of {metric.title} ({metric.unit_label}) for {area.name}, "
-             f"{month_name(months[0])} to {month_name(month)}, with plan and England. "
-             f"{month_name(month)}: {format_value(latest.cell, metric.unit)}; "
-             f"plan {format_value(latest.plan, metric.unit)}. Figures in the table below.")
-    return _trend_spec(data, months, area, metric, f"c-{area.code}-{metric.metric_id}", label, figs)
+    spc = [publish_spc(data, area, m, metric) for m in months]
+    against, comparator_label = comparator(data, area, metric)
+    rebases = tuple((i, c["description"]) for c in _series_changes(data, area, month, metric)
+                    for i, m in enumerate(months) if m == c["change_month"])
+    label = (f"Statistical process control chart of {metric.title} ({metric.unit_label}) for "
+             f"{area.name}, {month_name(months[0])} to {month_name(month)}, with the plan and "
+             f"{comparator_label}. {month_name(month)}: {format_value(figs[-1].cell, metric.unit)}; "
+             f"plan {format_value(figs[-1].plan, metric.unit)}. {_spc_summary(spc, metric, months)}"
+             + "".join(f" Limits reset from {months[i]:%B %Y}: {text}." for i, text in rebases)
+             + " Figures in the table below.")
+    spec = _trend_spec(data, months, area, metric, f"c-{area.code}-{metric.metric_id}", label, figs,
+                       against)
+    return dataclasses.replace(
+        spec, point_types=tuple(p.point_type for p in spc), mean=tuple(p.mean for p in spc),
+        lpl=tuple(p.lpl for p in spc), upl=tuple(p.upl for p in spc), rebases=rebases,
+        comparator=comparator_label)
+
+
+def _spc_summary(spc: list[PublishedSpc], metric: Metric, months: list[date]) -> str:
+    """The chart's SPC reading in words, for its text alternative."""
+    last = spc[-1]
+    if last.mean is None:
+        return f"No process limits: {last.why_not}."
+    special = [(m, p.point_type) for m, p in zip(months, spc)
+               if p.point_type not in (None, "common_cause")]
+    text = (f"Mean {format_value(last.mean, metric.unit)}, process limits "
+            f"{format_value(last.lpl, metric.unit)} to {format_value(last.upl, metric.unit)}. ")
+    if special:
+        text += (f"{len(special)} months show special cause: "
+                 + ", ".join(f"{m:%b %Y} {POINT_LABEL[t]}" for m, t in special) + ".")
+    else:
+        text += "Every month shows common cause variation."
+    if last.variation:
+        text += f" Variation: {last.variation.label}."
+    if last.assurance:
+        text += f" Assurance: {last.assurance.label}."
+    return text
 
 
 def provider_chart_spec(data: ReportData, month: date, provider: Area, metric: Metric) -> ChartSpec:
@@ -751,8 +1052,8 @@ def provider_chart_spec(data: ReportData, month: date, provider: Area, metric: M
 
 
 def _trend_spec(data: ReportData, months: list[date], area: Area, metric: Metric, key: str,
-                label: str, figs: list[Figure]) -> ChartSpec:
-    england = data.areas[ENGLAND_CODE]
+                label: str, figs: list[Figure], against: Area | None = None) -> ChartSpec:
+    england = against or data.areas[ENGLAND_CODE]
     return ChartSpec(
         key=re.sub(r"[^A-Za-z0-9_-]", "-", key),
         label=label, area_name=area.name, y_label=metric.unit_label,
@@ -929,7 +1230,15 @@ def _export_row(data: ReportData, month: date, area: Area, area_type: str, metri
         "variance_count": fig.against.count, "variance_cost": fig.cost,
         "ytd_variance_count": fig.ytd_variance_count, "ytd_variance_cost": fig.ytd_cost,
         "rag": fig.rag.code if fig.rag.code != "none" else None, "status": fig.status,
+        **_export_spc(publish_spc(data, area, month, metric)),
     }
+
+
+def _export_spc(spc: PublishedSpc) -> dict:
+    """The SPC fields of an export row: as published (no point type for a suppressed figure)."""
+    return {"spc_mean": spc.mean, "spc_lower_limit": spc.lpl, "spc_upper_limit": spc.upl,
+            "spc_point_type": spc.point_type, "spc_rebase_group": spc.rebase_group,
+            "spc_variation": spc.variation_code, "spc_assurance": spc.assurance_code}
 
 
 def _plain_row(row: dict) -> dict:

@@ -172,8 +172,15 @@ def _orgs_rules() -> list[tuple]:
             for column in ("ORG_CODE", "PARENT_CODE")]
 
 
+def _changes_rules() -> list[tuple]:
+    return [_rule("try_strptime(r.CHANGE_DATE || '-01', '%Y-%m-%d') is null", "bad_period",
+                  "'CHANGE_DATE ''' || r.CHANGE_DATE || ''' is not a month (YYYY-MM)'")]
+
+
 def _dataset_rules(dataset: Dataset, period_start: date | None,
                    metric_ids: list[str] | None = None) -> list[tuple]:
+    if dataset.name == "changes":
+        return _changes_rules()
     if dataset.name == "apc":
         return _apc_rules(period_start)
     if dataset.name in ("reablement", "carehome", "population"):

@@ -38,7 +38,7 @@ UNIT_SCALE = {"per_100k": 100000.0, "percent": 100.0, "days": 1.0, "count": 1.0,
 HEADER = re.compile(r"^\s*/\*(.*?)\*/", re.S)
 RAW_DATASETS = {"raw_apc": "apc", "raw_reablement": "reablement", "raw_carehome": "carehome",
                 "raw_population": "population", "raw_plan": "plan", "raw_orgs": "orgs",
-                "raw_nhse_ae": "nhse_ae", "raw_nhse_discharge": "nhse_discharge",
+                "raw_changes": "changes", "raw_nhse_ae": "nhse_ae", "raw_nhse_discharge": "nhse_discharge",
                 "raw_ons_population": "ons_population"}
 
 RUNNER_SCHEMA = """

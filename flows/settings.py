@@ -24,6 +24,12 @@ SETTINGS = [
             "Seconds to wait for another joinedup run to release the database (0: fail at once)."),
     Setting("report_workers", "JOINEDUP_REPORT_WORKERS", "2",
             "Report pages rendered in parallel (bounded worker count)."),
+    Setting("spc_min_points", "JOINEDUP_SPC_MIN_POINTS", "12",
+            "SPC: a rebase group needs this many used (final) months for a mean and limits."),
+    Setting("spc_fix_after", "JOINEDUP_SPC_FIX_AFTER", None,
+            "SPC: fix each group's mean and limits after its first N used months (unset: off)."),
+    Setting("spc_screen_outliers", "JOINEDUP_SPC_SCREEN_OUTLIERS", "false",
+            "SPC: leave moving ranges of 3.267 x their mean or more out of the mean moving range."),
 ]
 _BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -57,3 +63,48 @@ def load_settings(**flags) -> Settings:
         lock_wait=float(value["lock_wait"]),
         report_workers=max(1, int(value["report_workers"])),
     )
+
+
+@dataclass(frozen=True)
+class SpcSettings:
+    """The statistical process control rules' settings: the SQL view metric_spc reads them as
+    DuckDB variables and the methodology appendix prints them, so the two cannot disagree."""
+    min_points: int = 12
+    fix_after: int | None = None
+    screen_outliers: bool = False
+
+    def variables(self) -> dict[str, object]:
+        """DuckDB variable name -> value, as sql/marts/metric_spc.sql reads them."""
+        return {"spc_min_points": self.min_points, "spc_fix_after": self.fix_after,
+                "spc_screen_outliers": self.screen_outliers}
+
+
+def _positive_int(name: str, text: str | None) -> int | None:
+    if text is None or text.strip().lower() in ("", "off", "none", "0"):
+        return None
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"{_BY_NAME[name].env} must be a positive whole number, not {text}")
+    return value
+
+
+def load_spc_settings() -> SpcSettings:
+    """SPC settings from the environment (JOINEDUP_SPC_*), else the defaults."""
+    min_points = _positive_int("spc_min_points", setting_value("spc_min_points"))
+    screen = (setting_value("spc_screen_outliers") or "false").strip().lower()
+    return SpcSettings(
+        min_points=min_points or 1,
+        fix_after=_positive_int("spc_fix_after", setting_value("spc_fix_after")),
+        screen_outliers=screen in ("1", "true", "yes", "on"),
+    )
+
+
+def apply_spc_settings(con, spc: SpcSettings | None = None) -> SpcSettings:
+    """Set the SPC settings as DuckDB variables on a connection (metric_spc reads them)."""
+    spc = spc or load_spc_settings()
+    for name, value in spc.variables().items():
+        if value is None:
+            con.execute(f"reset variable {name}")
+        else:
+            con.execute(f"set variable {name} = ?", [value])
+    return spc

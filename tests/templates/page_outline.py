@@ -31,6 +31,8 @@ class _Outline(HTMLParser):
             ident = f"#{a['id']}" if a.get("id") else (f"[{a['aria-label']}]" if a.get("aria-label") else "")
             self._emit(f"{tag}{ident}")
             self.depth += 1
+        elif tag == "svg" and a.get("data-icon"):
+            self._emit(f"icon {a['data-icon']} hidden={a.get('aria-hidden')}")   # its label is text
         elif tag == "svg":
             self._emit(f"chart role={a.get('role')} labelled={'aria-label' in a}")
         elif tag == "thead":

@@ -186,7 +186,23 @@ def _create(con: duckdb.DuckDBPyConnection, seed: int, first: date) -> None:
     con.executemany("insert into metric_values values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     metric_rows(seed, first))
     con.execute(PLAN_VARIANCE_SQL)
+    _create_spc(con)
     _create_quality(con, first)
+
+
+# A local change in Cornwall: its discharge-delay chart starts a new period in January 2025.
+CHANGES = [(CORNWALL, "discharge_delay_days", date(2025, 1, 1), "Discharge to assess service")]
+
+
+def _create_spc(con: duckdb.DuckDBPyConnection) -> None:
+    """stg_changes as a table, and the real metric_spc view over this database's tables."""
+    from flows import SQL_DIR
+    from flows.runner import read_model
+
+    con.execute("create table stg_changes (area_code varchar, metric_id varchar, "
+                "change_month date, description varchar)")
+    con.executemany("insert into stg_changes values (?, ?, ?, ?)", CHANGES)
+    con.execute(f"create view metric_spc as {read_model(Path(SQL_DIR) / 'marts' / 'metric_spc.sql').sql}")
 
 
 def _create_quality(con: duckdb.DuckDBPyConnection, first: date) -> None:

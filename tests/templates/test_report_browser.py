@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from report_db import CORNWALL_ICB, SCILLY
+from report_db import CORNWALL, CORNWALL_ICB, SCILLY
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -89,5 +89,33 @@ def test_prints_to_a4(browser, rendered, tmp_path):
         pages = len(re.findall(rb"/Type\s*/Page(?!s)", pdf.read_bytes()))
         assert pages > 2, "each metric section starts a new A4 page"
         _keep(pdf)
+    finally:
+        page.close()
+
+
+def test_spc_chart_and_icons_as_a_person_sees_them(browser, rendered, tmp_path):
+    page, seen = _open(browser, rendered / "2025-11" / f"{CORNWALL}.html")
+    try:
+        assert seen["errors"] == []
+        section = page.locator("#metric-discharge_delay_days")
+        chart = section.get_by_role("img").first
+        label = chart.get_attribute("aria-label")
+        assert label.startswith("Statistical process control chart")
+        # the rebase is marked on the chart and named, in the chart and in words beside it
+        assert chart.locator("text", has_text="Discharge to assess service").count() == 1
+        assert "Discharge to assess service (from January 2025)" in section.locator(
+            ".change-reading").inner_text()
+        # icons: drawn, coloured, and each with a text label a screen reader reads
+        icons = page.locator("#summary .spc-icon")
+        assert icons.count() >= 2
+        assert all(any(c.isalpha() for c in t) for t in icons.all_inner_texts())
+        fills = {page.locator("#summary .spc-icon circle").nth(i).evaluate("e => getComputedStyle(e).fill")
+                 for i in range(icons.count())}
+        assert fills <= {"rgb(118, 134, 146)", "rgb(0, 94, 184)", "rgb(237, 139, 0)", "rgb(51, 0, 114)"}
+        assert page.locator("#summary .spc-icon svg").first.bounding_box()["width"] == 20
+        shot = tmp_path / "spc_chart.png"
+        section.screenshot(path=str(shot))
+        assert shot.stat().st_size > 5_000
+        _keep(shot)
     finally:
         page.close()

@@ -222,6 +222,7 @@ class _A11y(HTMLParser):
         self.headings: list[int] = []
         self.th_without_scope = 0
         self.svgs: list[dict] = []
+        self.icons: list[dict] = []
         self.figures = 0
         self.tables = 0
         self.captions = 0
@@ -231,7 +232,9 @@ class _A11y(HTMLParser):
         if re.fullmatch(r"h[1-6]", tag):
             self.headings.append(int(tag[1]))
         self.th_without_scope += tag == "th" and "scope" not in a
-        self.svgs += [a] if tag == "svg" else []
+        # an icon is decorative (aria-hidden) beside its text label; every other svg is a chart
+        self.svgs += [a] if tag == "svg" and not a.get("data-icon") else []
+        self.icons += [a] if tag == "svg" and a.get("data-icon") else []
         self.figures += tag == "figure"
         self.tables += tag == "table"
         self.captions += tag == "caption"
@@ -249,6 +252,7 @@ def test_headings_tables_and_charts_are_accessible(rendered, code):
     assert a11y.tables == a11y.captions
     assert all(s.get("role") == "img" and s.get("aria-label") for s in a11y.svgs)
     assert a11y.figures == len(a11y.svgs)
+    assert all(i.get("aria-hidden") == "true" for i in a11y.icons)
     assert '<html lang="en-GB">' in html
 
 
