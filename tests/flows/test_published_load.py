@@ -2,7 +2,7 @@
 with the same guarantees as extracts and give the provider-level A&E metrics.
 
 Oracles: NHS England's own TOTAL row in every file (checked at load) and the England figures in
-shared/data/nhse-ae-monthly-2025-26/SOURCE.md.
+tests/data/nhse-ae-monthly-2025-26/SOURCE.md.
 """
 from __future__ import annotations
 
@@ -15,15 +15,13 @@ import pytest
 
 from flows import pipeline
 from flows.settings import load_settings
-from tests.conftest import run_contract_check, write_csv
+from tests.conftest import TEST_DATA, run_contract_check, write_csv
 from tests.unit.test_published import ENGLAND as SOURCE_ENGLAND
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-AE_DIR = DATA / "nhse-ae-monthly-2025-26"
-ONS_2020 = DATA / "ons-mye-la-age-2019-2020" / "ONS2020_PopnByAgeYearEstimate.csv"
+AE_DIR = TEST_DATA / "nhse-ae-monthly-2025-26"
+ONS_2020 = TEST_DATA / "ons-mye-la-age-2019-2020" / "ONS2020_PopnByAgeYearEstimate.csv"
+DISCHARGE_DIR = TEST_DATA / "healthyr-nhse-discharge"
 MONTHS = sorted(SOURCE_ENGLAND)
-
-pytestmark = pytest.mark.skipif(not AE_DIR.is_dir(), reason="shared A&E data not present")
 
 ICB, MANCHESTER, TRAFFORD, ENGLAND = "QOP", "E08000003", "E08000009", "E92000001"
 ORGS = ("ORG_CODE,ORG_TYPE,ORG_NAME,PARENT_CODE",
@@ -254,7 +252,6 @@ def test_an_unreadable_published_file_is_rejected_with_its_rows_quarantined(tmp_
         [("nhse_ae", 1, "no_period"), ("nhse_ae", 2, "no_period")]
 
 
-@pytest.mark.skipif(not ONS_2020.exists(), reason="shared ONS data not present")
 def test_ons_population_fills_in_only_where_no_population_file_does(tmp_path):
     landing = tmp_path / "landing"
     write_csv(landing / "orgs_all.csv", *ORGS)
@@ -276,10 +273,6 @@ def test_ons_population_fills_in_only_where_no_population_file_does(tmp_path):
     assert query(db, "select count(*) from published_checks where not ok")[0][0] == 0
 
 
-DISCHARGE_DIR = DATA / "healthyr-nhse-discharge"
-
-
-@pytest.mark.skipif(not DISCHARGE_DIR.is_dir(), reason="shared discharge data not present")
 def test_discharge_sitrep_files_load_side_by_side_and_give_the_daily_average(tmp_path):
     landing = tmp_path / "landing"
     write_reference(landing)

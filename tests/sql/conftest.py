@@ -15,7 +15,15 @@ import pytest
 
 from flows.db import connect
 from flows.loader import load_landing
-from flows.runner import build_months, ensure_schema, load_project, loaded_months, plan_months, write_catalog
+from flows.runner import (
+    Project,
+    build_months,
+    ensure_schema,
+    load_project,
+    loaded_months,
+    plan_months,
+    write_catalog,
+)
 
 ICB = "E54000057"
 HWB_A = "E08000003"
@@ -59,14 +67,25 @@ def write_reference(landing: Path) -> Path:
     return landing
 
 
-def build(con, landing: Path):
-    """Load what is new in the landing folder and rebuild the stale months, as a run does."""
+def build(con, landing: Path, *metrics: str):
+    """Load what is new in the landing folder and rebuild the stale months, as a run does; given
+    metric ids, build only those metrics (with every view and table, and the audits)."""
     ensure_schema(con)
     summary = load_landing(con, landing, pseudo_key=None)
-    project = load_project()
+    project = only_metrics(load_project(), metrics) if metrics else load_project()
     write_catalog(con, project)
     build_months(con, project, plan_months(con, project, loaded_months(con)), run_id="t")
     return summary
+
+
+def only_metrics(project: Project, metric_ids: tuple[str, ...]) -> Project:
+    """The project without the metrics not asked for: writing a metric's cells is most of a
+    month's build, and the catalogue (so the audits, and the statuses) then lists only these."""
+    unknown = set(metric_ids) - {m.header["metric_id"] for m in project.metrics}
+    assert not unknown, f"no such metric: {sorted(unknown)}"
+    models = {name: model for name, model in project.models.items()
+              if model.kind != "metric" or model.header["metric_id"] in metric_ids}
+    return Project(models, project.audits, project.sql_dir)
 
 
 def cells(con, metric_id: str, month: str) -> dict[str, tuple]:

@@ -82,7 +82,7 @@ def admissions_landing(landing):
 
 
 def test_emergency_admissions_65plus(con, admissions_landing):
-    build(con, admissions_landing)
+    build(con, admissions_landing, "emergency_admissions_65plus")
     oct_ = cells(con, "emergency_admissions_65plus", "2025-10")
     assert_cell(oct_[A], 2, 200, 1000.0)          # S1 (65, re-sent once), S10 (latest state 2D)
     assert_cell(oct_[B], 1, 500, 200.0)           # S5 (2B)
@@ -95,7 +95,7 @@ def test_emergency_admissions_65plus(con, admissions_landing):
 
 
 def test_emergency_admissions_all_ages(con, admissions_landing):
-    build(con, admissions_landing)
+    build(con, admissions_landing, "emergency_admissions")
     oct_ = cells(con, "emergency_admissions", "2025-10")
     assert_cell(oct_[A], 4, 1000, 400.0)          # S1, S2, S3 (age 0), S10
     assert_cell(oct_[B], 1, 2000, 50.0)
@@ -125,7 +125,7 @@ def test_avoidable_admissions(con, landing):
     write_csv(landing / "apc_R0A_2025-11.csv", APC_HEADER,
               f"R0A,V14,P14,50,1,{A},2025-10-31,21,2025-11-02,1,19,,J20,R05X,J47X",  # re-sent
               f"R0A,V17,P17,50,1,{B},2025-11-01,21,,,,,I10X,,")
-    build(con, landing)
+    build(con, landing, "avoidable_admissions")
     oct_ = cells(con, "avoidable_admissions", "2025-10")
     assert_cell(oct_[A], 7, 1000, 700.0)          # V1 V4 V5 V9 V10 V14 V16
     assert_cell(oct_[B], 1, 2000, 50.0)           # V15
@@ -152,7 +152,7 @@ def test_falls_admissions_65plus(con, landing):
     write_csv(landing / "apc_R0A_2025-11.csv", APC_HEADER,
               f"R0A,F1,P1,65,2,{A},2025-10-31,21,2025-11-09,1,19,,S72-,W19X,",  # re-sent
               f"R0A,F11,P11,80,2,{A},2025-11-01,21,,,,,S32.0,W06X,")
-    build(con, landing)
+    build(con, landing, "falls_admissions_65plus")
     oct_ = cells(con, "falls_admissions_65plus", "2025-10")
     assert_cell(oct_[A], 3, 200, 1500.0)          # F1 F2 F12
     assert_cell(oct_[B], 1, 500, 200.0)           # F8
@@ -199,7 +199,7 @@ def test_readmissions_30d(con, landing):
               f"RM3,T3,P7,30,1,{X},2025-10-31,21,,,,,R69X,,",
               f"RM3,T4,P8,70,1,{B},2025-10-25,2B,,,,,R69X,,",
               f"RM3,T5,P10,70,1,{A},2025-10-14,21,,,,,R69X,,")
-    build(con, landing)
+    build(con, landing, "readmissions_30d")
     oct_ = cells(con, "readmissions_30d", "2025-10")
     assert_cell(oct_[A], 3, 7, 300 / 7)           # S1 S10 S11 of S1 S2 S4 S10 S11 S13 S17
     assert_cell(oct_[B], 2, 2, 100.0)             # S8 S9
@@ -215,6 +215,10 @@ def test_readmissions_30d(con, landing):
 
 
 # ------------------------------------------------------------------ discharges
+
+
+DISCHARGE_METRICS = ("discharge_to_usual_residence", "mean_length_of_stay", "long_stay_21plus",
+                     "discharged_on_ready_date", "discharge_delay_days")
 
 
 @pytest.fixture(scope="module")
@@ -241,7 +245,7 @@ def discharges(tmp_path_factory):
               f"R0A,D8,P8,60,1,{A},2025-10-31,21,2025-11-02,1,19,,R69X,,",            # 2d  -  home
               f"R0A,D13,P13,60,1,{B},2025-11-01,12,2025-11-01,1,19,,R69X,,")          # 0d day case
     con = connect(tmp / "t.duckdb")
-    build(con, landing)
+    build(con, landing, *DISCHARGE_METRICS)
     yield con
     con.close()
 
@@ -324,7 +328,7 @@ def test_care_home_admissions_65plus(con, landing):
               f"{B},C2,Q2,50,2025-11-15,RESIDENTIAL,Y,LA")       # aged 50
     write_csv(landing / f"carehome_{OUT}_2025-10.csv", CAREHOME_HEADER,
               f"{OUT},C1,R1,80,2025-10-15,RESIDENTIAL,Y,LA")       # not one of our HWBs
-    build(con, landing)
+    build(con, landing, "care_home_admissions_65plus")
     oct_ = cells(con, "care_home_admissions_65plus", "2025-10")
     assert_cell(oct_[A], 3, 200, 1500.0)          # C1 C2 C7
     assert_cell(oct_[B], 1, 500, 200.0)
@@ -341,7 +345,7 @@ def test_reablement_at_home_91d(con, landing):
               f"{A},K1,P1,65,2025-07-31,2025-08-01,",
               f"{A},K2,P2,80,2025-07-01,2025-07-02,",
               f"{A},K3,P3,80,2025-07-10,2025-07-11,")
-    build(con, landing)
+    build(con, landing, "reablement_at_home_91d")
     assert_cell(cells(con, "reablement_at_home_91d", "2025-07")[A], 0, 0, None)
     assert statuses(con, "reablement_at_home_91d", "2025-07")[A] == "provisional"
 
@@ -362,7 +366,7 @@ def test_reablement_at_home_91d(con, landing):
               f"{B},L3,Q3,70,2025-10-05,2025-10-06,")
     write_csv(landing / f"reablement_{OUT}_2025-10.csv", REABLEMENT_HEADER,
               f"{OUT},M1,R1,70,2025-07-15,2025-07-16,HOME")       # not one of our HWBs
-    build(con, landing)
+    build(con, landing, "reablement_at_home_91d")
     jul = cells(con, "reablement_at_home_91d", "2025-07")
     assert_cell(jul[A], 2, 5, 40.0)               # K1 K2 home of K1-K5
     assert_cell(jul[B], 1, 2, 50.0)

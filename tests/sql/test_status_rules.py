@@ -21,7 +21,8 @@ def landing_with(tmp_path, deliveries: dict[str, tuple[str, ...]]):
 
 def test_datasets_never_delivered_do_not_hold_months_back(tmp_path):
     con = connect(tmp_path / "t.duckdb")
-    build(con, landing_with(tmp_path, {"R0A": MONTHS, "RM3": MONTHS}))
+    build(con, landing_with(tmp_path, {"R0A": MONTHS, "RM3": MONTHS}),
+          "care_home_admissions_65plus", "emergency_admissions", "readmissions_30d")
     # no council has ever sent carehome or reablement files: nothing is expected, so final
     assert set(statuses(con, "care_home_admissions_65plus", "2025-10").values()) == {"final"}
     assert set(statuses(con, "emergency_admissions", "2025-10").values()) == {"final"}
@@ -33,14 +34,15 @@ def test_datasets_never_delivered_do_not_hold_months_back(tmp_path):
 def test_a_missing_expected_extract_makes_its_month_provisional(tmp_path):
     con = connect(tmp_path / "t.duckdb")
     # RM3 delivers from September, then misses November
-    build(con, landing_with(tmp_path, {"R0A": MONTHS, "RM3": ("2025-09", "2025-10", "2025-12")}))
+    build(con, landing_with(tmp_path, {"R0A": MONTHS, "RM3": ("2025-09", "2025-10", "2025-12")}),
+          "emergency_admissions")
     assert set(statuses(con, "emergency_admissions", "2025-11").values()) == {"provisional"}
     assert set(statuses(con, "emergency_admissions", "2025-10").values()) == {"final"}
 
 
 def test_a_follow_up_window_counts_from_the_latest_period_of_its_data_or_of_anything_loaded(tmp_path):
     con = connect(tmp_path / "t.duckdb")
-    build(con, landing_with(tmp_path, {"R0A": MONTHS}))
+    build(con, landing_with(tmp_path, {"R0A": MONTHS}), "reablement_at_home_91d")
     # no reablement file yet: judged by the latest period loaded (December), 91 days after
     # September ran past it (30 December < 31 December is passed; October's runs to 30 January)
     assert set(statuses(con, "reablement_at_home_91d", "2025-09").values()) == {"final"}

@@ -6,23 +6,18 @@ from __future__ import annotations
 import gzip
 import shutil
 from datetime import date
-from pathlib import Path
 
 import polars as pl
 import pytest
 
 from flows.errors import FileRejected
 from flows.published import PublishedFile, detect_published, read_published
+from tests.conftest import TEST_DATA
 
-DATA = Path(__file__).parents[3] / "shared" / "data"
-AE_DIR = DATA / "nhse-ae-monthly-2025-26"
-DISCHARGE_DIR = DATA / "healthyr-nhse-discharge"
-ONS_DIR = DATA / "ons-mye-la-age-2019-2020"
+AE_DIR = TEST_DATA / "nhse-ae-monthly-2025-26"
+DISCHARGE_DIR = TEST_DATA / "healthyr-nhse-discharge"
+ONS_DIR = TEST_DATA / "ons-mye-la-age-2019-2020"
 MONTHS = [f"2025-{m:02d}" for m in range(4, 13)] + [f"2026-{m:02d}" for m in range(1, 4)]
-
-needs_ae = pytest.mark.skipif(not AE_DIR.is_dir(), reason="shared A&E data not present")
-needs_discharge = pytest.mark.skipif(not DISCHARGE_DIR.is_dir(), reason="shared discharge data not present")
-needs_ons = pytest.mark.skipif(not ONS_DIR.is_dir(), reason="shared ONS data not present")
 
 # SOURCE.md of nhse-ae-monthly-2025-26, "England totals (from the TOTAL rows)":
 # attendances (all), over 4 h, % within 4 h (all), % within 4 h (Type 1),
@@ -73,12 +68,9 @@ def england(pf: PublishedFile) -> dict:
 
 @pytest.fixture(scope="module")
 def ae_files() -> dict[str, PublishedFile]:
-    if not AE_DIR.is_dir():
-        pytest.skip("shared A&E data not present")
     return {m: read_published(AE_DIR / f"{m}.csv") for m in MONTHS}
 
 
-@needs_ae
 @pytest.mark.parametrize("month", MONTHS)
 def test_ae_month_from_content_and_rows_accounted(ae_files, month):
     pf = ae_files[month]
@@ -91,7 +83,6 @@ def test_ae_month_from_content_and_rows_accounted(ae_files, month):
     assert "TOTAL" not in pf.rows["org_code"].to_list()
 
 
-@needs_ae
 @pytest.mark.parametrize("month", MONTHS)
 def test_ae_england_total_row_equals_provider_sum(ae_files, month):
     pf = ae_files[month]
@@ -102,7 +93,6 @@ def test_ae_england_total_row_equals_provider_sum(ae_files, month):
         assert c["published"] == c["computed"] == pf.rows[c["column"]].sum()
 
 
-@needs_ae
 @pytest.mark.parametrize("month", MONTHS)
 def test_ae_published_england_figures(ae_files, month):
     att, over, pct_all, pct_t1, emadm_ae, emadm_all, dta12 = ENGLAND[month]
@@ -117,14 +107,12 @@ def test_ae_published_england_figures(ae_files, month):
     assert e["ae_dta_12h"] == dta12
 
 
-@needs_ae
 def test_ae_england_march_2026(ae_files):
     e = england(ae_files["2026-03"])
     assert e["ae_attendances"] == 2_432_272
     assert f"{e['pct_all']:.2f}" == "77.11"
 
 
-@needs_ae
 def test_ae_quirks_normalised(ae_files):
     pf = ae_files["2026-03"]
     assert pf.rows.columns == ["line_number", "period", "org_code", "parent_org", "org_name", *AE_COUNTS]
@@ -141,7 +129,6 @@ def test_ae_quirks_normalised(ae_files):
     assert min(counts.values()) == 197 and max(counts.values()) == 201
 
 
-@needs_ae
 def test_ae_detected_by_header_not_name(tmp_path):
     src = AE_DIR / "2026-03.csv"
     for name in ("Monthly-AE-March-2026-revised (1).csv", "2024-01.csv", "download"):
@@ -160,7 +147,6 @@ def _ae_lines() -> list[str]:
     return (AE_DIR / "2026-03.csv").read_text().splitlines()
 
 
-@needs_ae
 def test_ae_bad_rows_quarantined_and_total_mismatch_reported(tmp_path):
     lines = _ae_lines()
     header, body = lines[0], lines[1:]
@@ -188,7 +174,6 @@ def test_ae_bad_rows_quarantined_and_total_mismatch_reported(tmp_path):
                                                # blocking audit sees the mismatch; no exception
 
 
-@needs_ae
 def test_ae_missing_column_and_missing_total(tmp_path):
     lines = _ae_lines()
     drop = [",".join(x for i, x in enumerate(line.split(",")) if i != 10) for line in lines[:2]]
@@ -227,15 +212,22 @@ def test_unrecognised_files(tmp_path):
     assert detect_published(tmp_path / "absent.csv") is None
 
 
-@pytest.mark.skipif(not DATA.is_dir(), reason="shared data not present")
-def test_other_layouts_not_mistaken():
+@pytest.mark.parametrize("rel", ["healthyr-nhse-discharge/england_trust_accidents_emergency_head.csv.gz",
+                                 "healthyr-nhse-discharge/england_delayed_discharge_reasons_head.csv.gz",
+                                 "nhsr-ae-attendances/ae_attendances_head.csv"])
+def test_other_layouts_not_mistaken(rel):
     """Trust-level A&E, delay reasons and NHS-R reshaped files are not these layouts."""
-    for rel in ("healthyr-nhse-discharge/england_trust_accidents_emergency.csv.gz",
-                "healthyr-nhse-discharge/england_delayed_discharge_reasons.csv.gz",
-                "nhsr-ae-attendances/ae_attendances.csv",
-                "autospc-ed-monthly/ed_attendances_monthly.csv"):
-        if (DATA / rel).exists():
-            assert detect_published(DATA / rel) is None, rel
+    assert detect_published(TEST_DATA / rel) is None
+
+
+def test_a_single_hospital_ed_series_is_not_mistaken(tmp_path):
+    """autospc's monthly ED series layout (its data are GPL-3, so not shipped: the header as
+    its SOURCE.md documents it, with made-up figures)."""
+    series = tmp_path / "ed_attendances_monthly.csv"
+    series.write_text("month_start,att_all,within_4h,over_4h,percent_in_4h,e_adm_over_4h,e_adm_via_ed\n"
+                      "2015-05-31,12000,11500,500,95.83,40,2400\n"
+                      "2015-06-30,12100,11400,700,94.21,55,2450\n")
+    assert detect_published(series) is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,13 +235,10 @@ def test_other_layouts_not_mistaken():
 
 @pytest.fixture(scope="module")
 def discharge() -> dict[str, PublishedFile]:
-    if not DISCHARGE_DIR.is_dir():
-        pytest.skip("shared discharge data not present")
     return {name: read_published(DISCHARGE_DIR / f"england_trust_{name}.csv.gz")
             for name in ("criteria_to_reside", "discharged_patients")}
 
 
-@needs_discharge
 def test_discharge_files_parse_with_rows_accounted(discharge):
     for name, layout in (("criteria_to_reside", "daily_nctr"), ("discharged_patients", "daily_discharges")):
         pf = discharge[name]
@@ -265,7 +254,6 @@ def test_discharge_files_parse_with_rows_accounted(discharge):
     assert discharge["criteria_to_reside"].rows["nctr"].null_count() == 1517 - 243
 
 
-@needs_discharge
 def test_discharge_monthly_figures(discharge):
     """nctr_daily_average: the mean over the month's days of the daily count (England = sum of trusts)."""
     nctr = (discharge["criteria_to_reside"].rows
@@ -284,7 +272,6 @@ def test_discharge_monthly_figures(discharge):
     assert split and split[0]["ok"] and split[0]["rows_checked"] > 50_000
 
 
-@needs_discharge
 def test_discharge_one_month_file_has_period(tmp_path):
     text = gzip.decompress((DISCHARGE_DIR / "england_trust_criteria_to_reside.csv.gz").read_bytes()).decode()
     lines = text.splitlines()
@@ -303,8 +290,6 @@ def test_discharge_one_month_file_has_period(tmp_path):
 
 @pytest.fixture(scope="module")
 def ons() -> dict[int, PublishedFile]:
-    if not ONS_DIR.is_dir():
-        pytest.skip("shared ONS data not present")
     return {y: read_published(ONS_DIR / f"ONS{y}_PopnByAgeYearEstimate.csv") for y in (2019, 2020)}
 
 
@@ -312,7 +297,6 @@ def _pop(pf: PublishedFile, code: str, min_age: int = 0) -> int:
     return pf.rows.filter((pl.col("area_code") == code) & (pl.col("age") >= min_age))["population"].sum()
 
 
-@needs_ons
 def test_ons_population_parses_with_rows_accounted(ons):
     for year, areas, blank in ((2019, 426, 0), (2020, 420, 10)):
         pf = ons[year]
@@ -331,7 +315,6 @@ def test_ons_population_parses_with_rows_accounted(ons):
         assert {c["check"] for c in pf.checks} >= {"all_ages", "E92000001_total"}
 
 
-@needs_ons
 def test_ons_reference_figures(ons):
     assert _pop(ons[2019], "E92000001") == 56_286_961 and _pop(ons[2019], "E92000001", 65) == 10_353_716
     assert _pop(ons[2020], "E92000001") == 56_550_138 and _pop(ons[2020], "E92000001", 65) == 10_464_019
@@ -342,7 +325,6 @@ def test_ons_reference_figures(ons):
     assert names["area_name"].unique().to_list() == ["West Northamptonshire"]    # cp1252 NBSP trimmed
 
 
-@needs_ons
 def test_ons_year_when_the_name_does_not_say(tmp_path):
     src = ONS_DIR / "ONS2019_PopnByAgeYearEstimate.csv"
     f = tmp_path / "PopnByAgeYearEstimate.csv"
@@ -361,7 +343,6 @@ def test_ons_year_when_the_name_does_not_say(tmp_path):
     assert pf.rows["sex"].unique().to_list() == [1] and pf.rows_in == 426 and accounted(pf)
 
 
-@needs_ons
 def test_ons_row_rules(tmp_path):
     lines = (ONS_DIR / "ONS2019_PopnByAgeYearEstimate.csv").read_text(encoding="cp1252").splitlines()
     lines[2] = lines[2].replace('"64,903,140"', '"64,903,141"')     # All ages disagrees with the ages
