@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -93,7 +92,7 @@ def contract_problems(con: duckdb.DuckDBPyConnection) -> list[str]:
         return problems
     cells = MetricCells.read(con)
     return (cells.grain_problems() + cells.domain_problems() + cells.value_problems(_units(con))
-            + cells.completeness_problems(_loaded_months(con))
+            + cells.completeness_problems()
             + cells.rollup_problems(_org_parents(con))
             + load_log_problems(con) + quarantine_problems(con) + nhs_number_problems(con))
 
@@ -186,9 +185,11 @@ class MetricCells:
             problems.append(f"metrics with no known unit, so no value check: {unknown}")
         return problems
 
-    def completeness_problems(self, loaded_months: set) -> list[str]:
-        """§3: every (month, area, metric) cell for each month loaded, area and HWB-level metric."""
-        months = {k[0] for k in self.by_key} | loaded_months
+    def completeness_problems(self) -> list[str]:
+        """§3: every (month, area, metric) cell for each month, area and HWB-level metric. The
+        months are those with any cell: a month whose files have loaded but that no run has built
+        yet (a backfill of another range) has no cells at all, which is not a gap."""
+        months = {k[0] for k in self.by_key}
         if not months:
             return []
         metrics = self.metrics_with("hwb") | set(CONTRACT_METRICS)
@@ -252,17 +253,6 @@ def _units(con) -> dict[str, float | str]:
         pass      # no catalogue: only the contract's metrics have their values checked
     units = {m: u for m, u in units.items() if u is not None}
     return units | CONTRACT_METRICS | LINKED_METRICS
-
-
-def _loaded_months(con) -> set:
-    """The first day of each period a loaded (or since superseded) file carries: the months loaded."""
-    rows = con.execute("""select distinct period from load_log
-                          where status in ('loaded', 'superseded') and period is not null""").fetchall()
-    return {_first_of_month(period) for (period,) in rows if re.fullmatch(r"\d{4}-\d{2}", period)}
-
-
-def _first_of_month(period: str) -> date:
-    return date(int(period[:4]), int(period[5:]), 1)
 
 
 def _org_parents(con) -> dict[str, str]:
