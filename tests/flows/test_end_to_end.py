@@ -33,14 +33,18 @@ def test_backfill_flow_renders_reports_and_passes_the_contract(prefect_harness, 
 
 
 @pytest.mark.e2e
-def test_a_second_run_with_nothing_new_does_no_model_work(sample_landing, tmp_path, monkeypatch):
+def test_a_second_run_with_nothing_new_does_no_model_work(tmp_path, monkeypatch):
     from flows.monthly import call_plain, run_job
     from flows.pipeline import parse_month
+    from flows.sample import generate_landing
     from flows.settings import load_settings
 
+    # three months are enough to show it, and load in an eighth of the 24-month sample's time
+    landing = tmp_path / "landing"
+    generate_landing(landing, seed=7, months=3)
     monkeypatch.setenv("JOINEDUP_PSEUDO_KEY", "e2e-test-key")
-    settings = load_settings(landing=sample_landing, db=tmp_path / "j.duckdb", reports=tmp_path / "r")
-    month = parse_month(sorted(p.name.split("_")[2][:7] for p in sample_landing.glob("apc_*"))[-1])
+    settings = load_settings(landing=landing, db=tmp_path / "j.duckdb", reports=tmp_path / "r")
+    month = parse_month(sorted(p.name.split("_")[2][:7] for p in landing.glob("apc_*"))[-1])
     first = run_job(flow_name="monthly", months=[month], settings=settings, parameters={}, call=call_plain)
     again = run_job(flow_name="monthly", months=[month], settings=settings, parameters={}, call=call_plain)
     assert first.build.models_run > 0
