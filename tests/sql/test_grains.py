@@ -42,7 +42,8 @@ SITREP = TEST_DATA / "healthyr-nhse-discharge" / "england_trust_criteria_to_resi
 # Grains the SQL does not keep today, each with why: the test expects them to fail (strict, so
 # a fix shows up), and the issue that owns the model decides whether the grain or the SQL is wrong.
 KNOWN_EXCEPTIONS = {
-    "provisional_cells": "area_code is NULL where a cell is provisional in every area",
+    "provisional_cells": "one row per reason, so a cell provisional for two reasons repeats; "
+                         "area_code is NULL where the reason holds in every area",
     "stg_carehome": "the grain names la_code, the input's column; the view calls it area_code",
     "stg_reablement": "the grain names la_code, the input's column; the view calls it area_code",
     "stg_ons_population": "sex is NULL in ONS's persons-only estimates (no split by sex)",
