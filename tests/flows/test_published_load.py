@@ -15,7 +15,7 @@ import pytest
 
 from flows import pipeline
 from flows.settings import load_settings
-from tests.conftest import TEST_DATA, run_contract_check, write_csv
+from tests.conftest import TEST_DATA, run_contract_check, run_shared_contract_check, write_csv
 from tests.unit.test_published import ENGLAND as SOURCE_ENGLAND
 
 AE_DIR = TEST_DATA / "nhse-ae-monthly-2025-26"
@@ -171,6 +171,11 @@ def test_published_months_get_every_contract_metric_cell(loaded):
 
 def test_the_database_passes_the_contract_check(loaded):
     check = run_contract_check(loaded / "j.duckdb")
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_the_workspace_contract_checker_agrees_where_there_is_one(loaded):
+    check = run_shared_contract_check(loaded / "j.duckdb")
     assert check.returncode == 0, check.stdout + check.stderr
 
 
