@@ -183,6 +183,10 @@ def test_icb_and_england_are_the_sum_of_their_hwbs(con, breach, statements):
     assert "not the sum of their HWBs' cells" in problems_after(con, *statements), breach
 
 
+def test_icb_sums_need_the_org_tree(con):
+    assert "no orgs view to read the ICB of each HWB from" in problems_after(con, "drop table orgs")
+
+
 @pytest.mark.parametrize("breach, statements, said", [
     ("rows unaccounted for", ["update load_log set rows_loaded = 4 where file_name = 'apc_R0A_2025-11.csv'"],
      "rows_in <> rows_loaded + rows_quarantined"),
