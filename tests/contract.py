@@ -4,7 +4,8 @@ What it checks comes from the extract and output contract (`extracts.md`): §4 (
 columns and values), §1 and §2 "Precise rules for loading" (every file's rows accounted for) and
 §3 (every cell present, ICB = sum of its HWBs, England = all HWBs, value = scale x n/d). It reads
 only the contract's views (`metric_values`, `load_log`, `quarantine`), the `orgs` view for the
-org tree, and, to scan for NHS numbers, every table and view there is. It deliberately shares no
+org tree, `metric_catalog` for the units of metrics beyond the contract's, and, to scan for NHS
+numbers, every table and view there is. It deliberately shares no
 code with the pipeline (units, modulus 11, England's code are written here again), so a fault
 there cannot hide itself here.
 
