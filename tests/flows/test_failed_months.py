@@ -2,7 +2,7 @@
 run goes on to every other month; it ends non-zero only at the end, with one line naming them.
 
 The failing month is real: NHS England's A&E file for May 2025 with its TOTAL row changed, so
-the audit `published_totals_match` blocks it (shared/data/nhse-ae-monthly-2025-26).
+the audit `published_totals_match` blocks it (tests/data/nhse-ae-monthly-2025-26).
 """
 from __future__ import annotations
 
@@ -21,16 +21,14 @@ from flows.cli import app
 from flows.errors import MonthsFailed
 from flows.monthly import call_plain, run_job
 from flows.settings import load_settings
-from tests.conftest import write_csv
+from tests.conftest import TEST_DATA, write_csv
 
-AE_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "nhse-ae-monthly-2025-26"
+AE_DIR = TEST_DATA / "nhse-ae-monthly-2025-26"
 MONTHS = ("2025-04", "2025-05", "2025-06")
 FAILING = "2025-05"
 AUDIT = "published_totals_match"
 ONE_LINE = (f"joinedup: 1 month failed its audits and kept its previous figures: "
             f"{FAILING} ({AUDIT})")
-
-pytestmark = pytest.mark.skipif(not AE_DIR.is_dir(), reason="shared A&E data not present")
 
 
 def first(month: str) -> date:

@@ -18,9 +18,10 @@ import pytest
 
 from flows.errors import FileRejected
 from flows.published import data_records, detect_published, read_published
+from tests.conftest import TEST_DATA
 
-HISTORIC = Path(__file__).resolve().parents[1] / "data" / "nhse_ae_historic"
-REAL_2025 = Path(__file__).resolve().parents[3] / "shared" / "data" / "nhse-ae-monthly-2025-26"
+HISTORIC = TEST_DATA / "nhse_ae_historic"
+REAL_2025 = TEST_DATA / "nhse-ae-monthly-2025-26"
 
 # generation -> (file, month, header wording of each measure the generation has)
 OLD_WORDING = {
@@ -142,7 +143,6 @@ def test_old_regional_parent_names_keep_their_commas():
     assert "DERBY AND BURTON HOSPITALS, NHS FOUNDATION TRUST" in pf.rows["org_name"].to_list()
 
 
-@pytest.mark.skipif(not REAL_2025.is_dir(), reason="shared A&E data not present")
 def test_real_22_column_files_still_reconcile():
     path = REAL_2025 / "2026-03.csv"
     wording = CURRENT_WORDING | BOOKED_WORDING | SHARED_WORDING
