@@ -125,11 +125,14 @@ class MetricCells:
     """metric_values read once: {(month, area_type, area_code, metric_id): (n, d, value, status)}."""
 
     def __init__(self, rows: list[tuple]):
-        self.rows = rows
         self.by_key: dict[tuple, tuple] = {}
         self.duplicates: set[tuple] = set()
+        self.null_keys = 0          # rows with a NULL in their key: reported, then left out
         for month, area_type, area_code, metric, n, d, value, _plan, status in rows:
             key = (month, area_type, area_code, metric)
+            if None in key:
+                self.null_keys += 1
+                continue
             if key in self.by_key:
                 self.duplicates.add(key)
             self.by_key[key] = (n, d, value, status)
@@ -146,9 +149,8 @@ class MetricCells:
     def grain_problems(self) -> list[str]:
         problems = [f"{len(self.duplicates)} cells appear more than once in metric_values, "
                     f"e.g. {_show(min(self.duplicates))}"] if self.duplicates else []
-        nulls = sum(1 for row in self.rows if any(v is None for v in row[:4]))
-        if nulls:
-            problems.append(f"{nulls} metric_values rows with a NULL period_month, area_type, "
+        if self.null_keys:
+            problems.append(f"{self.null_keys} metric_values rows with a NULL period_month, area_type, "
                             "area_code or metric_id")
         return problems
 
@@ -161,7 +163,7 @@ class MetricCells:
         area_types = {k[1] for k in self.by_key} - AREA_TYPES
         if area_types:
             problems.append(f"metric_values.area_type holds {sorted(map(str, area_types))}")
-        not_first = {k[0] for k in self.by_key if k[0] is not None and k[0].day != 1}
+        not_first = {k[0] for k in self.by_key if k[0].day != 1}
         if not_first:
             problems.append(f"period_month not the first of its month: {sorted(not_first)[:3]}")
         england = {k[2] for k in self.by_key if k[1] == "england"} - {ENGLAND_CODE}

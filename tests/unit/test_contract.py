@@ -107,6 +107,8 @@ def test_views_and_columns(con, breach, statements, said):
      "status holds ['draft']"),
     ("a NULL status", ["update metric_values set status = null where area_code = 'E08000003'"],
      "status holds ['None']"),
+    ("a NULL area code", ["update metric_values set area_code = null where area_code = 'E08000003'"],
+     "rows with a NULL period_month, area_type, area_code or metric_id"),
     ("an unknown area type", ["update metric_values set area_type = 'region' where area_type = 'icb'"],
      "area_type holds ['region']"),
     ("England under another code", [f"update metric_values set area_code = 'ENG' where area_code = '{ENGLAND}'"],
