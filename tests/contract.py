@@ -1,13 +1,13 @@
 """The output contract, checked on a database: the tests' own oracle for what any run must leave.
 
 What it checks comes from the extract and output contract (`extracts.md`): §4 (the views, their
-columns and values), §1 and §2 "Precise rules for loading" (every file's rows accounted for) and
-§3 (every cell present, ICB = sum of its HWBs, England = all HWBs, value = scale x n/d). It reads
-only the contract's views (`metric_values`, `load_log`, `quarantine`), the `orgs` view for the
-org tree, `metric_catalog` for the units of metrics beyond the contract's, and, to scan for NHS
-numbers, every table and view there is. It deliberately shares no
-code with the pipeline (units, modulus 11, England's code are written here again), so a fault
-there cannot hide itself here.
+columns and values), §1 and §2 "Precise rules for loading" (every file's rows accounted for),
+§3 and §3a (every cell present, ICB = sum of its HWBs, England = all HWBs, value = scale x n/d).
+It reads only the contract's views (`metric_values`, `load_log`, `quarantine`), the `orgs` view
+for the org tree, `metric_catalog` for the units of metrics beyond the contract's, and, to scan
+for NHS numbers, every table and view there is. It deliberately shares no code with the
+pipeline (units, modulus 11, England's code are written here again), so a fault there cannot
+hide itself here.
 
     contract_problems(con)        # [] when the database keeps the contract, else one line each
     check_database(db_path)       # (problems, one-line summary) for a database file
@@ -188,7 +188,7 @@ class MetricCells:
         months = {k[0] for k in self.by_key}
         if not months:
             return []
-        metrics = self.metrics_with("hwb") | set(CONTRACT_METRICS)
+        metrics = self.metrics_with("hwb") | set(CONTRACT_METRICS) | set(LINKED_METRICS)
         areas = {(k[1], k[2]) for k in self.by_key if k[1] in ("hwb", "icb", "england") and k[3] in metrics}
         areas.add(("england", ENGLAND_CODE))
         missing = [(m, t, a, k) for m in sorted(months) for t, a in sorted(areas) for k in sorted(metrics)

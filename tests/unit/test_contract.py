@@ -15,12 +15,15 @@ from tests.contract import check_database, contract_problems, nhs_number_valid, 
 
 ICB, A, B, ENGLAND = "E54000057", "E08000003", "E08000006", "E92000001"
 MONTHS = (date(2025, 10, 1), date(2025, 11, 1))
-# The contract's §3 table, written out again: each metric's multiplier of numerator / denominator
+# The contract's §3 and §3a tables, written out again: each metric's multiplier of numerator / denominator
 SCALE = {"emergency_admissions": 100_000, "emergency_admissions_65plus": 100_000,
          "avoidable_admissions": 100_000, "falls_admissions_65plus": 100_000,
          "readmissions_30d": 100, "discharge_to_usual_residence": 100, "mean_length_of_stay": 1,
          "long_stay_21plus": 100, "discharged_on_ready_date": 100, "discharge_delay_days": 1,
-         "care_home_admissions_65plus": 100_000, "reablement_at_home_91d": 100}
+         "care_home_admissions_65plus": 100_000, "reablement_at_home_91d": 100,
+         # §3a
+         "reablement_after_discharge_65plus": 100, "carehome_after_discharge_65plus": 100,
+         "readmission_after_reablement_91d": 100}
 HWB_FIGURES = {A: (3.0, 1000.0), B: (1.0, 2000.0)}     # numerator, denominator
 
 
@@ -84,7 +87,7 @@ def test_a_database_that_keeps_the_contract_has_no_problems(con, tmp_path):
         con.execute(f"create table kept.{table} as select * from {table}")
     con.execute("detach kept")
     problems, summary = check_database(db)
-    assert problems == [] and summary == "96 metric cells, 2 months, 6 files: as the contract says"
+    assert problems == [] and summary == "120 metric cells, 2 months, 6 files: as the contract says"
 
 
 @pytest.mark.parametrize("breach, statements, said", [
@@ -163,6 +166,8 @@ def test_units_beyond_the_contract_come_from_the_catalogue(con):
     ("an HWB cell missing", [f"delete from metric_values where area_code = '{B}' and metric_id = 'falls_admissions_65plus' "
                              "and period_month = '2025-11-01'"]),
     ("a contract metric missing everywhere", ["delete from metric_values where metric_id = 'reablement_at_home_91d'"]),
+    ("a linked metric missing everywhere",
+     ["delete from metric_values where metric_id = 'readmission_after_reablement_91d'"]),
     ("an area with no cells in one month", [f"delete from metric_values where area_code = '{A}' "
                                             "and period_month = '2025-10-01'"]),
 ])
