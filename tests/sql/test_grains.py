@@ -37,6 +37,7 @@ EXPLANATION = re.compile(r"\([^)]*\)")
 COLUMN = re.compile(r"[a-z_][a-z0-9_]*")
 KEY = "grain-test-key"
 ONS_2020 = TEST_DATA / "ons-mye-la-age-2019-2020" / "ONS2020_PopnByAgeYearEstimate.csv"
+CHANGES_AREA = "E06000052"
 SITREP = TEST_DATA / "healthyr-nhse-discharge" / "england_trust_criteria_to_reside.csv.gz"
 
 # Grains the SQL does not keep today, each with why: the test expects them to fail (strict, so
@@ -66,8 +67,8 @@ def test_every_model_declares_its_grain_as_a_list_of_columns():
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory):
-    """Two generated months of extracts, and NHS England's A&E and discharge sitrep files and
-    ONS's population estimates for April 2025, loaded and built."""
+    """Two generated months of extracts, NHS England's A&E and discharge sitrep files and ONS's
+    population estimates for April 2025, and a local changes file, loaded and built."""
     from flows.sample import generate_landing
 
     root = tmp_path_factory.mktemp("grains")
@@ -76,6 +77,10 @@ def sample(tmp_path_factory):
     shutil.copy(TEST_DATA / "nhse-ae-monthly-2025-26" / "2025-04.csv", landing / "ae.csv")
     shutil.copy(ONS_2020, landing / ONS_2020.name)
     write_month_of_sitrep(landing / "nctr.csv", "2025-04")
+    (landing / f"changes_{CHANGES_AREA}.csv").write_text(
+        "AREA_CODE,METRIC_ID,CHANGE_DATE,DESCRIPTION\n"
+        f"{CHANGES_AREA},*,2025-04,Discharge to assess\n"
+        f"{CHANGES_AREA},falls_admissions_65plus,2025-05,Falls team\n")
     con = connect(root / "j.duckdb")
     ensure_schema(con)
     load_landing(con, landing, pseudo_key=KEY)
