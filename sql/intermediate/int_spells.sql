@@ -9,11 +9,7 @@ description: One row per hospital provider spell in its canonical state: the row
   replaced its file's rows). Refreshed by key: only spells in files loaded or replaced since
   the last build are recomputed.
 */
-select * exclude (recency)
-from (
-    select
-        *,
-        row_number() over (partition by procode, provspno order by period desc, file_id desc) as recency
-    from stg_apc
-)
-where recency = 1
+select *
+from stg_apc
+-- the latest period's row wins, and within one period the latest submission
+qualify row_number() over (partition by procode, provspno order by period desc, file_id desc) = 1
