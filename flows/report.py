@@ -33,6 +33,7 @@ from markupsafe import Markup
 
 from flows import TEMPLATES_DIR, sdc
 from flows.charts import ChartRenderer, ChartSpec
+from flows.page_cache import PageCache
 
 log = logging.getLogger("joinedup.report")
 
@@ -922,6 +923,8 @@ def render_month(env: Environment, charts: ChartRenderer, data: ReportData, mont
     folder = reports_dir / month_code(month)
     t0 = time.perf_counter()
     out = build_month(data, month, folder)
+    cache = PageCache(folder)      # a page whose inputs are unchanged is not drawn or written
+    out.pages = {p: page for p, page in out.pages.items() if cache.changed(p, *page)}
     t1 = time.perf_counter()
     svgs = charts.render([s for _t, ctx in out.pages.values() for s in _chart_specs(ctx)])
     t2 = time.perf_counter()
@@ -931,6 +934,7 @@ def render_month(env: Environment, charts: ChartRenderer, data: ReportData, mont
     csv_text, json_text = export_texts(out.exports, month)
     _write(folder / "figures.csv", csv_text)
     _write(folder / "figures.json", json_text)
+    cache.save()
     t3 = time.perf_counter()
     return {"contexts": t1 - t0, "charts": t2 - t1, "templates": t3 - t2,
             "pages": len(out.pages), "chart_count": len(svgs)}
