@@ -935,6 +935,8 @@ def render_month(env: Environment, charts: ChartRenderer, data: ReportData, mont
     _write(folder / "figures.csv", csv_text)
     _write(folder / "figures.json", json_text)
     cache.save()
+    log.info("%s: %d pages rendered, %d unchanged", month_code(month), len(out.pages),
+             len(cache.digests) - len(out.pages))
     t3 = time.perf_counter()
     return {"contexts": t1 - t0, "charts": t2 - t1, "templates": t3 - t2,
             "pages": len(out.pages), "chart_count": len(svgs)}
