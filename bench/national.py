@@ -252,7 +252,7 @@ def _month_add(month: date, k: int) -> date:
 
 def generate_national(out_dir: Path, *, seed: int = 2026, scale: float = 1.0,
                       start: str = "2025-04", months: int = 12,
-                      memory_limit: str = "8GB") -> NationalSummary:
+                      memory_limit: str = "6GB") -> NationalSummary:
     """Write a national landing folder into `out_dir` (emptied first)."""
     began = time.perf_counter()
     out_dir = Path(out_dir)
@@ -533,7 +533,7 @@ def _write_apc(con, out_dir: Path, work: Path, first: date, months: int,
                     when f between 0.005 and 0.006 then ''
                     else nhs_number(s.person) end as NEWNHSNO,
                case when f between 0.0002 and 0.0003 then '150'
-                    when s.age = 0 and u(s.i, 24) < 0.5 then (7001 + floor(u(s.i, 25) * 7))::varchar
+                    when s.age = 0 and u(s.i, 24) < 0.5 then (7001 + floor(u(s.i, 25) * 7))::integer::varchar
                     else s.age::varchar end as STARTAGE,
                s.sex as SEX, s.hwb_code as RESLADST_ONS,
                chr(65 + s.h % 26) || lpad((s.h * 37 + floor(u(s.i, 26) * 30))::integer::varchar, 5, '0') as GPPRAC,
@@ -754,7 +754,8 @@ def _rejected_files(out_dir: Path, apc: Path, carehome: Path) -> None:
     drop = header.index("ADMIMETH")
     body = [",".join(v for k, v in enumerate(line.split(",")) if k != drop) for line in lines[:200]]
     (out_dir / apc.name.replace(".csv", "_nomethod.csv")).write_text("\n".join(body) + "\n")
-    (out_dir / "APC extract March FINAL.csv").write_text("\n".join(lines[:50]) + "\n")
+    # not the bytes of any file sent (that would make it a duplicate): the header and some rows
+    (out_dir / "APC extract March FINAL.csv").write_text("\n".join(lines[:1] + lines[2:50]) + "\n")
     (out_dir / carehome.name.replace(".csv", "_late.csv.gz")).write_bytes(b"not gzip at all\n")
 
 
