@@ -133,7 +133,8 @@ def resource_config(path: Path | str) -> dict[str, str]:
     and aggregates spill to disk instead of failing, so a folder larger than memory loads."""
     from flows.settings import DUCKDB_TEMP_ENV, duckdb_memory_limit, duckdb_temp_directory
 
-    config = {"memory_limit": duckdb_memory_limit()}
+    # DuckDB's own progress bar would print into the CLI's bars and into logs
+    config = {"memory_limit": duckdb_memory_limit(), "enable_progress_bar": False}
     if str(path) not in ("", ":memory:") or os.environ.get(DUCKDB_TEMP_ENV):
         config["temp_directory"] = str(duckdb_temp_directory(path))
     return config

@@ -33,17 +33,22 @@ class IntervalLogProgress(Progress):
         self.steps: dict[str, dict] = {}
 
     def __enter__(self) -> IntervalLogProgress:
-        root = logging.getLogger(LOGGER)
-        if not root.handlers:       # not already configured by the application
+        logger = logging.getLogger(LOGGER)
+        self.level = logger.level
+        logger.setLevel(logging.INFO)
+        if self.stream is not None or not logger.hasHandlers():   # else logging is configured
             self.handler = logging.StreamHandler(self.stream or sys.stderr)
             self.handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-            root.addHandler(self.handler)
-            root.setLevel(logging.INFO)
+            logger.addHandler(self.handler)
+            self.propagate, logger.propagate = logger.propagate, False
         return self
 
     def __exit__(self, *exc) -> None:
+        logger = logging.getLogger(LOGGER)
+        logger.setLevel(self.level)
         if self.handler:
-            logging.getLogger(LOGGER).removeHandler(self.handler)
+            logger.removeHandler(self.handler)
+            logger.propagate = self.propagate
             self.handler = None
 
     def begin(self, step: str, total: int | None = None) -> None:
