@@ -122,6 +122,8 @@ def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConn
     if not read_only:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path), read_only=read_only, config=resource_config(path))
+    # DuckDB's own progress bar would print into the CLI's bars and into logs
+    con.execute("set enable_progress_bar = false")
     if not read_only:
         con.execute(SCHEMA)
         load_reference_tables(con)
@@ -133,8 +135,7 @@ def resource_config(path: Path | str) -> dict[str, str]:
     and aggregates spill to disk instead of failing, so a folder larger than memory loads."""
     from flows.settings import DUCKDB_TEMP_ENV, duckdb_memory_limit, duckdb_temp_directory
 
-    # DuckDB's own progress bar would print into the CLI's bars and into logs
-    config = {"memory_limit": duckdb_memory_limit(), "enable_progress_bar": False}
+    config = {"memory_limit": duckdb_memory_limit()}
     if str(path) not in ("", ":memory:") or os.environ.get(DUCKDB_TEMP_ENV):
         config["temp_directory"] = str(duckdb_temp_directory(path))
     return config
