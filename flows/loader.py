@@ -330,20 +330,34 @@ def _collect_rejects(con: duckdb.DuckDBPyConnection) -> None:
 # the result. A file that cannot be read or lacks a column is left out of the batch and takes
 # the one-file path, which says why.
 
-BATCH_BYTES = 256 * 1024 ** 2      # text held at once (spills to the temp directory beyond memory)
+BATCH_BYTES = 256 * 1024 ** 2      # file bytes judged at once, at most
+BATCH_MEMORY_SHARE = 32            # ... and at most this fraction of DuckDB's memory limit
 BATCH_FILES = 500
 BATCH_TABLES = ("batch_src", "batch_rejects", "checked_batch")
+_SIZE = re.compile(r"([0-9.]+)\s*([KMGT]?)(i?)B", re.IGNORECASE)
 
 
-def _batches(items: list[LandingFile]) -> list[list[LandingFile]]:
-    """Consecutive files of the same dataset, up to BATCH_BYTES and BATCH_FILES each."""
+def batch_bytes(con: duckdb.DuckDBPyConnection) -> int:
+    """How many bytes of files to judge at once: the text, its typed copy and the query's
+    working memory must fit well within the memory limit, or the query fails instead of
+    spilling (a window and a join over the batch)."""
+    match = _SIZE.fullmatch(str(con.execute("select current_setting('memory_limit')").fetchone()[0]).strip())
+    if not match:
+        return BATCH_BYTES
+    number, unit, binary = match.groups()
+    limit = float(number) * (1024 if binary else 1000) ** "BKMGT".index(unit.upper() or "B")
+    return max(1, min(BATCH_BYTES, int(limit // BATCH_MEMORY_SHARE)))
+
+
+def _batches(items: list[LandingFile], limit: int = BATCH_BYTES) -> list[list[LandingFile]]:
+    """Consecutive files of the same dataset, up to `limit` bytes and BATCH_FILES each."""
     batches: list[list[LandingFile]] = []
     size = 0
     for item in items:
         dataset = item.name.dataset if item.name else None
         last = batches[-1] if batches else None
         if (last and dataset and last[0].name and last[0].name.dataset == dataset
-                and size + item.size <= BATCH_BYTES and len(last) < BATCH_FILES):
+                and size + item.size <= limit and len(last) < BATCH_FILES):
             last.append(item)
             size += item.size
         else:
@@ -418,7 +432,7 @@ def load_landing(con: duckdb.DuckDBPyConnection, landing: Path, *, pseudo_key: s
     remember_stats(con, [i for i in items if (i.file_name, i.sha256) in seen])   # e.g. touched
     require_pseudo_key([i for i in new if not i.name_error], pseudo_key)
     summary = LoadSummary()
-    for batch in _batches(new):
+    for batch in _batches(new, batch_bytes(con)):
         try:
             _judge_batch(con, batch, pseudo_key)
             for item in batch:
