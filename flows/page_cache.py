@@ -19,6 +19,7 @@ costs a re-render, never a stale page.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -29,6 +30,7 @@ from pathlib import Path
 import flows
 
 MANIFEST = ".pages.json"
+DATA_KEY = ".data"           # the manifest's entry for the month's report data
 RENDERING_MODULES = ("report.py", "charts.py", "sdc.py")
 
 
@@ -68,14 +70,55 @@ class _Hashing:
         return len(data)
 
 
+_last_data: tuple[object, str | None] | None = None
+
+
+def _stable(value):
+    """Dicts and lists in an order that does not depend on the order rows came back in."""
+    if isinstance(value, dict):
+        return sorted(((_stable(k), _stable(v)) for k, v in value.items()), key=repr)
+    if isinstance(value, list):
+        return sorted((_stable(v) for v in value), key=repr)
+    return value
+
+
+def data_digest(data) -> str | None:
+    """The digest of everything a month's pages can be made from: the report data read from
+    the database (report.ReportData, without its memo of computed figures) and the inputs
+    digest. Computed once per ReportData."""
+    global _last_data
+    if _last_data is not None and _last_data[0] is data:
+        return _last_data[1]
+    digest = hashlib.sha256(inputs_digest().encode())
+    pickler = pickle.Pickler(_Hashing(digest), protocol=5)
+    pickler.fast = True
+    try:
+        pickler.dump([(f.name, _stable(getattr(data, f.name))) for f in dataclasses.fields(data)
+                      if not f.name.startswith("_")])
+        result = digest.hexdigest()
+    except (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError):
+        result = None
+    _last_data = (data, result)
+    return result
+
+
 class PageCache:
     """The digests of one month folder's pages: which pages must be rendered, and recording
     those that were."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, data=None) -> None:
         self.folder = Path(folder)
         self.recorded = self._read()
         self.digests: dict[str, str | None] = {}
+        self.data = data_digest(data) if data is not None else None
+
+    def month_unchanged(self) -> bool:
+        """Every page of the month was written from the same report data, templates and code
+        as now, and is still there: nothing of the month needs building (no page contexts,
+        no disclosure checks, no charts). Otherwise each page is judged on its own."""
+        pages = [name for name in self.recorded if name != DATA_KEY]
+        return (self.data is not None and self.recorded.get(DATA_KEY) == self.data and bool(pages)
+                and all((self.folder / name).exists() for name in pages))
 
     def _read(self) -> dict[str, str]:
         try:
@@ -95,6 +138,10 @@ class PageCache:
         current = {**self.recorded, **{n: d for n, d in self.digests.items() if d}}
         for name in [n for n, d in self.digests.items() if d is None]:
             current.pop(name, None)
+        if self.data and all(self.digests.values()):
+            current[DATA_KEY] = self.data
+        else:
+            current.pop(DATA_KEY, None)
         if current == self.recorded:
             return
         self.folder.mkdir(parents=True, exist_ok=True)

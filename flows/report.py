@@ -922,8 +922,12 @@ def render_month(env: Environment, charts: ChartRenderer, data: ReportData, mont
     """Render and write one month's pages and exports; returns the seconds spent per step."""
     folder = reports_dir / month_code(month)
     t0 = time.perf_counter()
+    cache = PageCache(folder, data)  # a page whose inputs are unchanged is not drawn or written
+    if cache.month_unchanged():
+        log.info("%s: unchanged, nothing rendered", month_code(month))
+        return {"contexts": time.perf_counter() - t0, "charts": 0.0, "templates": 0.0,
+                "pages": 0, "chart_count": 0}
     out = build_month(data, month, folder)
-    cache = PageCache(folder)      # a page whose inputs are unchanged is not drawn or written
     out.pages = {p: page for p, page in out.pages.items() if cache.changed(p, *page)}
     t1 = time.perf_counter()
     svgs = charts.render([s for _t, ctx in out.pages.values() for s in _chart_specs(ctx)])
