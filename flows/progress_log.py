@@ -1,5 +1,6 @@
 """Progress of a long run as log lines, for when standard error is not a terminal (cron, CI,
-a container's log): where the run is, at most one line per step every `interval` seconds.
+a container's log): where the run is, at most one line per step every `interval` seconds, on
+standard output (standard error keeps only the one line that says why a run failed).
 
 On a terminal the CLI shows Rich progress bars instead (flows/cli.py, `RichProgress`); both
 receive the same calls from the run (`pipeline.Progress`): files loaded, months built. The
@@ -36,11 +37,11 @@ class IntervalLogProgress(Progress):
         logger = logging.getLogger(LOGGER)
         self.level = logger.level
         logger.setLevel(logging.INFO)
-        if self.stream is not None or not logger.hasHandlers():   # else logging is configured
-            self.handler = logging.StreamHandler(self.stream or sys.stderr)
-            self.handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-            logger.addHandler(self.handler)
-            self.propagate, logger.propagate = logger.propagate, False
+        # standard output: standard error carries only the one line saying why a run failed
+        self.handler = logging.StreamHandler(self.stream or sys.stdout)
+        self.handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        logger.addHandler(self.handler)
+        self.propagate, logger.propagate = logger.propagate, False
         return self
 
     def __exit__(self, *exc) -> None:
