@@ -10,12 +10,12 @@ A page's digest is the SHA-256 of everything its HTML is made from:
   every digest;
 - the code lists in `sql/reference/` (labels and groupings the pages quote).
 
-Each month folder keeps a manifest, `.pages.json` (file name -> digest), written after its
-pages. On the next run a page whose digest is in the manifest and whose file is still there is
-skipped: its charts are not drawn and its file is not touched (its modification time says
-when its content last changed). A context that cannot be pickled has no digest: that page is
-always rendered. A value whose pickle differs between runs (a set, ordered by hash) only
-costs a re-render, never a stale page.
+Each month has a manifest, `reports/.page-digests/<YYYY-MM>.json` (file name -> digest),
+written after its pages. On the next run a page whose digest is in the manifest and whose
+file is still there is skipped: its charts are not drawn and its file is not touched (its
+modification time says when its content last changed). A context that cannot be pickled
+has no digest: that page is always rendered. A value whose pickle differs between runs (a
+set, ordered by hash) only costs a re-render, never a stale page.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import flows
 
-MANIFEST = ".pages.json"
+MANIFESTS = ".page-digests"   # reports/.page-digests/<YYYY-MM>.json: page name -> digest
 DATA_KEY = ".data"           # the manifest's entry for the month's report data
 RENDERING_MODULES = ("report.py", "charts.py", "sdc.py")
 
@@ -120,9 +120,14 @@ class PageCache:
         return (self.data is not None and self.recorded.get(DATA_KEY) == self.data and bool(pages)
                 and all((self.folder / name).exists() for name in pages))
 
+    @property
+    def manifest(self) -> Path:
+        """Beside the month folders, not in them: a month folder holds what is published."""
+        return self.folder.parent / MANIFESTS / f"{self.folder.name}.json"
+
     def _read(self) -> dict[str, str]:
         try:
-            data = json.loads((self.folder / MANIFEST).read_text(encoding="utf-8"))
+            data = json.loads(self.manifest.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}
         return data if isinstance(data, dict) else {}
@@ -144,8 +149,8 @@ class PageCache:
             current.pop(DATA_KEY, None)
         if current == self.recorded:
             return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.folder / f".{MANIFEST}.tmp"
+        self.manifest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.manifest.with_name(f".{self.manifest.name}.tmp")
         tmp.write_text(json.dumps(current, indent=0, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self.folder / MANIFEST)
+        os.replace(tmp, self.manifest)
         self.recorded = current
