@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -61,6 +61,7 @@ def _settings(landing, db, reports, wait):
 def _run(flow_name: str, months, settings, parameters: dict, *, include_stale: bool, force=False):
     """Run the job as a Prefect flow run, or in-process with progress shown."""
     from flows import monthly, pipeline
+    from flows.progress_log import IntervalLogProgress
 
     if _use_prefect_api():
         from flows.backfill import backfill_flow
@@ -70,8 +71,8 @@ def _run(flow_name: str, months, settings, parameters: dict, *, include_stale: b
         return backfill_flow(from_month=parameters["from_month"], to_month=parameters["to_month"],
                              force=force, landing=str(settings.landing), db=str(settings.db),
                              reports=str(settings.reports))
-    # Bars only on a terminal; in cron or CI the summary printed afterwards is the record.
-    with (RichProgress() if console.is_terminal else nullcontext()) as progress:
+    # Bars on a terminal; in cron or CI, log lines at intervals (flows/progress_log.py).
+    with (RichProgress() if console.is_terminal else IntervalLogProgress()) as progress:
         record = monthly.run_job(flow_name=flow_name, months=months, settings=settings,
                                  parameters=parameters, call=monthly.call_plain,
                                  include_stale=include_stale, force=force, progress=progress)

@@ -1,6 +1,7 @@
 """Open the database and create joinedup's own tables and contract views."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import duckdb
@@ -127,12 +128,25 @@ def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConn
     """Open the database, creating it and joinedup's tables when it is new."""
     if not read_only:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
+    con = duckdb.connect(str(path), read_only=read_only, config=resource_config(path))
+    # DuckDB's own progress bar would print into the CLI's bars and into logs
+    con.execute("set enable_progress_bar = false")
     apply_spc_settings(con)   # metric_spc reads its settings as variables of the connection
     if not read_only:
         con.execute(SCHEMA)
         load_reference_tables(con)
     return con
+
+
+def resource_config(path: Path | str) -> dict[str, str]:
+    """DuckDB's memory limit and spill folder (flows/settings.py): past the limit, sorts, joins
+    and aggregates spill to disk instead of failing, so a folder larger than memory loads."""
+    from flows.settings import DUCKDB_TEMP_ENV, duckdb_memory_limit, duckdb_temp_directory
+
+    config = {"memory_limit": duckdb_memory_limit()}
+    if str(path) not in ("", ":memory:") or os.environ.get(DUCKDB_TEMP_ENV):
+        config["temp_directory"] = str(duckdb_temp_directory(path))
+    return config
 
 
 def load_reference_tables(con: duckdb.DuckDBPyConnection) -> None:

@@ -16,6 +16,7 @@ import csv
 import gzip
 import hashlib
 import io
+import logging
 import os
 import re
 import shutil
@@ -43,6 +44,8 @@ from flows.naming import (
 )
 from flows.rules import build_checked_sql
 
+log = logging.getLogger("joinedup.loader")
+
 # Reference data loads first so that every periodic file can be checked against it.
 DATASET_ORDER = {name: i for i, name in enumerate(REFERENCE_DATASETS[::-1] + PERIODIC_DATASETS)}
 _NATURAL = re.compile(r"(\d+)")
@@ -63,6 +66,7 @@ class LandingFile:
     # Why the file is rejected before anything reads it (a link, a file that cannot be hashed)
     rejection: FileRejected | None = None
     stage: str = "inspecting it"            # what the loader was doing, for a failure's reason
+    batch: tuple[int, int, int] | None = None   # (file_key, rows read, malformed): judged in a batch
 
     @property
     def file_name(self) -> str:
@@ -361,9 +365,10 @@ def files_to_inspect(con: duckdb.DuckDBPyConnection, landing: Path,
 
 def remember_stats(con: duckdb.DuckDBPyConnection, items: list[LandingFile]) -> None:
     """Record the size and modification time of files whose hash is now in `files`."""
-    if items:
-        con.executemany("insert or replace into landing_stats values (?, ?, ?, ?)",
-                        [(i.file_name, i.size, i.mtime_ns, i.sha256) for i in items])
+    if items:       # one statement for many files: each statement costs milliseconds
+        con.execute("insert or replace into landing_stats values "
+                    + ", ".join("(?, ?, ?, ?)" for _ in items),
+                    [v for i in items for v in (i.file_name, i.size, i.mtime_ns, i.sha256)])
 
 
 def require_pseudo_key(items: list[LandingFile], pseudo_key: str | None) -> None:
@@ -563,6 +568,132 @@ def _collect_rejects(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+# ---------------------------------------------------------------- judging files in batches
+#
+# Planning the row-rule query costs about as much as running it on a month's file of one
+# provider (0.1-0.4 s), and a national folder holds thousands of such files. So consecutive
+# files of one dataset are read one by one into one working table and judged by one query;
+# each file is then still written in its own transaction (`_load_rows`), from its part of
+# the result. A file that cannot be read or lacks a column is left out of the batch and takes
+# the one-file path, which says why.
+
+BATCH_BYTES = 256 * 1024 ** 2      # file bytes judged at once, at most
+BATCH_MEMORY_SHARE = 32            # ... and at most this fraction of DuckDB's memory limit
+BATCH_FILES = 500
+BATCH_TABLES = ("batch_src", "batch_rejects", "checked_batch")
+_SIZE = re.compile(r"([0-9.]+)\s*([KMGT]?)(i?)B", re.IGNORECASE)
+
+
+def batch_bytes(con: duckdb.DuckDBPyConnection) -> int:
+    """How many bytes of files to judge at once: the text, its typed copy and the query's
+    working memory must fit well within the memory limit, or the query fails instead of
+    spilling (a window and a join over the batch)."""
+    match = _SIZE.fullmatch(str(con.execute("select current_setting('memory_limit')").fetchone()[0]).strip())
+    if not match:
+        return BATCH_BYTES
+    number, unit, binary = match.groups()
+    limit = float(number) * (1024 if binary else 1000) ** "BKMGT".index(unit.upper() or "B")
+    return max(1, min(BATCH_BYTES, int(limit // BATCH_MEMORY_SHARE)))
+
+
+def _batches(items: list[LandingFile], limit: int = BATCH_BYTES) -> list[list[LandingFile]]:
+    """Consecutive files of the same dataset, up to `limit` bytes and BATCH_FILES each."""
+    batches: list[list[LandingFile]] = []
+    size = 0
+    for item in items:
+        dataset = item.name.dataset if item.name else None
+        last = batches[-1] if batches else None
+        if (last and dataset and last[0].name and last[0].name.dataset == dataset
+                and size + item.size <= limit and len(last) < BATCH_FILES):
+            last.append(item)
+            size += item.size
+        else:
+            batches.append([item])
+            size = item.size
+    return batches
+
+
+def _batchable(item: LandingFile) -> bool:
+    return bool(item.name and not item.name_error and not item.read_error and not item.rejection
+                and not item.published_dataset and item.name.dataset in DATASETS)
+
+
+def _judge_batch_or_not(con, items: list[LandingFile], pseudo_key: str | None) -> None:
+    """Judging a batch in one query only saves time: if it fails in any way, each file of the
+    batch is read and judged on its own, where a failure rejects that file alone."""
+    try:
+        _judge_batch(con, items, pseudo_key)
+    except Exception:   # noqa: BLE001 - the files' own loads say what is wrong with them
+        log.debug("batch of %d files judged file by file instead", len(items), exc_info=True)
+        for item in items:
+            item.batch = None
+        _quietly(drop_batch_tables, con)
+        _quietly(drop_working_tables, con)
+
+
+def _quietly(step, con) -> None:
+    """Drop working tables; a failure only leaves temp tables that go with the connection."""
+    try:
+        step(con)
+    except duckdb.Error:
+        pass
+
+
+def _plan_metric_ids(dataset: Dataset) -> list[str] | None:
+    """For a plan, the metric ids joinedup has (a row naming another is quarantined)."""
+    return metric_ids() if dataset.name == "plan" else None
+
+
+def drop_batch_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """The batch's working tables hold rows as read, NHS numbers included."""
+    con.execute("; ".join(f"drop table if exists {t}" for t in BATCH_TABLES))
+
+
+def _judge_batch(con: duckdb.DuckDBPyConnection, items: list[LandingFile],
+                 pseudo_key: str | None) -> None:
+    """Read the batch's files into `batch_src` (contract column names, text) and judge every
+    row in one query into `checked_batch`; mark each file read with its key and counts."""
+    candidates = [i for i in items if _batchable(i)]
+    if len(candidates) < 2:
+        return
+    dataset = DATASETS[candidates[0].name.dataset]
+    columns = list(dict.fromkeys([c.name for c in dataset.columns] + list(dataset.person_columns)))
+    drop_batch_tables(con)
+    con.execute("create temp table batch_src (file_key integer, file_org varchar, file_period date, "
+                "line_number bigint, " + ", ".join(f'"{c}" varchar' for c in columns) + ")")
+    con.execute("create temp table batch_rejects (file_key integer, line_number bigint, detail varchar)")
+    for key, item in enumerate(candidates):
+        try:
+            read, malformed = read_into_src(con, item.path)
+            _check_columns(con, item)
+        except (duckdb.Error, FileRejected):
+            continue            # its own load reads it again and records why it is rejected
+        colmap = _column_map(con)
+        values = ", ".join(f'src."{colmap[c]}"' if c in colmap else "null" for c in columns)
+        con.execute(f"insert into batch_src select ?, ?, ?, line_number, {values} from src",
+                    [key, item.name.org_code, item.name.period_start])
+        con.execute("insert into batch_rejects select ?, line_number, detail from src_rejects", [key])
+        item.batch = (key, read, malformed)
+    drop_working_tables(con)
+    sql = build_checked_sql(dataset, {c: c for c in columns}, org_code=None, period_start=None,
+                            code_lists=_code_lists(con, dataset), metric_ids=_plan_metric_ids(dataset),
+                            batched=True, source="batch_src")
+    params = {k: v for k, v in identifiers.key_parameters(pseudo_key).items() if f"${k}" in sql}
+    # ordered by file, so that each file's part is read from its own row groups
+    con.execute(f"create temp table checked_batch as select * from ({sql}) order by file_key, line_number",
+                params)
+    con.execute("drop table batch_src")
+
+
+def _checked_from_batch(con: duckdb.DuckDBPyConnection, key: int) -> None:
+    """`checked` and `src_rejects` of one file of the batch, as its one-file load makes them."""
+    con.execute("create temp table checked as select * exclude (file_key) from checked_batch "
+                "where file_key = ?", [key])
+    con.execute("drop table if exists src_rejects")
+    con.execute("create temp table src_rejects as select line_number, detail from batch_rejects "
+                "where file_key = ?", [key])
+
+
 # ---------------------------------------------------------------- loading one file
 
 
@@ -587,17 +718,20 @@ def _load_new_files(con, landing: Path, pseudo_key: str | None, on_file) -> Load
     remember_stats(con, [i for i in items if (i.file_name, i.sha256) in seen])   # e.g. touched
     require_pseudo_key([i for i in new if not i.name_error], pseudo_key)
     summary = LoadSummary(skipped=scan.skipped)
-    for item in new:
-        result = _load_guarded(con, item, pseudo_key)
-        try:
-            drop_working_tables(con)
-            if item.sha256 != _NO_BYTES:
-                remember_stats(con, [item])
-        except duckdb.Error:
-            pass     # only a cache: the file is hashed again next run
-        summary.results.append(result)
-        if on_file:
-            on_file(result)
+    for batch in _batches(new, batch_bytes(con)):
+        _judge_batch_or_not(con, batch, pseudo_key)
+        for item in batch:
+            result = _load_guarded(con, item, pseudo_key)
+            try:
+                drop_working_tables(con)
+                if item.sha256 != _NO_BYTES:
+                    remember_stats(con, [item])
+            except duckdb.Error:
+                pass     # only a cache: the file is hashed again next run
+            summary.results.append(result)
+            if on_file:
+                on_file(result)
+        _quietly(drop_batch_tables, con)
     return summary
 
 
@@ -660,6 +794,8 @@ def _load_in_transaction(con, item: LandingFile, pseudo_key: str | None) -> Load
         item.stage = "reading it as a file NHS England or ONS publish"
         return _load_published(con, file_id, item)
     item.stage = "reading it"
+    if item.batch:      # read, checked and judged with its batch (`_judge_batch`)
+        return _load_rows(con, file_id, item, item.batch[1] + item.batch[2], pseudo_key)
     try:
         _check_file(item)
         rows_in, malformed = read_into_src(con, item.path)
@@ -784,11 +920,14 @@ def _load_rows(con, file_id: int, item: LandingFile, rows_in: int,
     dataset = DATASETS[item.name.dataset]
     period_start = item.name.period_start
     con.execute("drop table if exists checked")
-    sql = build_checked_sql(dataset, _column_map(con), org_code=item.name.org_code,
-                            period_start=period_start, code_lists=_code_lists(con, dataset),
-                            metric_ids=metric_ids() if dataset.name == "plan" else None)
-    params = {k: v for k, v in identifiers.key_parameters(pseudo_key).items() if f"${k}" in sql}
-    con.execute("create temp table checked as " + sql, params)
+    if item.batch:
+        _checked_from_batch(con, item.batch[0])
+    else:
+        sql = build_checked_sql(dataset, _column_map(con), org_code=item.name.org_code,
+                                period_start=period_start, code_lists=_code_lists(con, dataset),
+                                metric_ids=_plan_metric_ids(dataset))
+        params = {k: v for k, v in identifiers.key_parameters(pseudo_key).items() if f"${k}" in sql}
+        con.execute("create temp table checked as " + sql, params)
     _insert_raw(con, dataset, file_id, period_start)
     _record_months(con, dataset.name, file_id, period_start)
     _insert_quarantine(con, file_id, item.file_name)

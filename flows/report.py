@@ -40,6 +40,7 @@ from flows import TEMPLATES_DIR, paths, sdc
 from flows.charts import ChartRenderer, ChartSpec
 from flows.db import relation_exists
 from flows.errors import UnsafeOutputPath
+from flows.page_cache import PageCache
 from flows.settings import SpcSettings
 
 log = logging.getLogger("joinedup.report")
@@ -1336,7 +1337,13 @@ def render_month(env: Environment, charts: ChartRenderer, data: ReportData, mont
     """Render and write one month's pages and exports; returns the seconds spent per step."""
     folder = reports_dir / month_code(month)
     t0 = time.perf_counter()
+    cache = PageCache(folder, data)  # a page whose inputs are unchanged is not drawn or written
+    if cache.month_unchanged():
+        log.info("%s: unchanged, nothing rendered", month_code(month))
+        return {"contexts": time.perf_counter() - t0, "charts": 0.0, "templates": 0.0,
+                "pages": 0, "chart_count": 0}
     out = build_month(data, month, folder)
+    out.pages = {p: page for p, page in out.pages.items() if cache.changed(p, *page)}
     t1 = time.perf_counter()
     svgs = charts.render([s for _t, ctx in out.pages.values() for s in _chart_specs(ctx)])
     t2 = time.perf_counter()
@@ -1349,6 +1356,9 @@ def render_month(env: Environment, charts: ChartRenderer, data: ReportData, mont
     csv_text, json_text = export_texts(out.exports, month)
     _write(folder / "figures.csv", csv_text, root=reports_dir)
     _write(folder / "figures.json", json_text, root=reports_dir)
+    cache.save()
+    log.info("%s: %d pages rendered, %d unchanged", month_code(month), len(out.pages),
+             len(cache.digests) - len(out.pages))
     t3 = time.perf_counter()
     return {"contexts": t1 - t0, "charts": t2 - t1, "templates": t3 - t2,
             "pages": len(out.pages), "chart_count": len(svgs)}

@@ -108,3 +108,35 @@ def apply_spc_settings(con, spc: SpcSettings | None = None) -> SpcSettings:
         else:
             con.execute(f"set variable {name} = ?", [value])
     return spc
+# ---- DuckDB resources --------------------------------------------------------------------------
+# How much memory DuckDB may use and where it spills beyond that. Read when a connection opens
+# (flows/db.py), so every command and flow gets them without a flag.
+DUCKDB_MEMORY_ENV = "JOINEDUP_DUCKDB_MEMORY"
+DUCKDB_TEMP_ENV = "JOINEDUP_DUCKDB_TEMP"
+# At most this much by default, and at most half of the machine's memory: chart workers, Python
+# and the operating system's file cache need the rest.
+DUCKDB_MEMORY_CAP_BYTES = 4 * 1024 ** 3
+
+
+def _physical_memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def duckdb_memory_limit() -> str:
+    """JOINEDUP_DUCKDB_MEMORY (a DuckDB size, e.g. `6GB` or `512MB`),
+    else the smaller of 4 GiB and half the machine's memory."""
+    value = os.environ.get(DUCKDB_MEMORY_ENV, "").strip()
+    if value:
+        return value
+    physical = _physical_memory_bytes()
+    limit = min(DUCKDB_MEMORY_CAP_BYTES, physical // 2) if physical else DUCKDB_MEMORY_CAP_BYTES
+    return f"{limit // 1024 ** 2}MB"
+
+
+def duckdb_temp_directory(db_path: Path | str) -> Path:
+    """JOINEDUP_DUCKDB_TEMP, else `<database>.tmp` next to the database file (the same disk)."""
+    value = os.environ.get(DUCKDB_TEMP_ENV, "").strip()
+    return Path(value) if value else Path(f"{db_path}.tmp")

@@ -1,0 +1,1 @@
+"""Benchmark tooling: the national landing-folder generator and its cache (not installed)."""

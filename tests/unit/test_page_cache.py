@@ -1,0 +1,151 @@
+"""A report page whose inputs (its figures, the templates and rendering code, the code lists)
+are unchanged since it was written is neither drawn nor written again (flows/page_cache.py)."""
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from flows import page_cache, report
+from flows.charts import ChartRenderer
+from flows.db import connect
+from flows.loader import load_landing
+from flows.runner import build_months, ensure_schema, load_project, loaded_months, plan_months, write_catalog
+from flows.sample import AREAS, ICB_CODE, generate_landing
+
+
+@pytest.fixture(scope="module")
+def built_db(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pages")
+    generate_landing(folder / "landing", seed=5, months=3, formats=False)
+    con = connect(folder / "j.duckdb")
+    load_landing(con, folder / "landing", pseudo_key="test-key")
+    ensure_schema(con)
+    project = load_project()
+    write_catalog(con, project)
+    build_months(con, project, plan_months(con, project, loaded_months(con)), run_id="t")
+    con.close()
+    return folder / "j.duckdb"
+
+
+@pytest.fixture
+def con(built_db, tmp_path):
+    copy = tmp_path / "j.duckdb"
+    copy.write_bytes(built_db.read_bytes())
+    con = connect(copy)
+    yield con
+    con.close()
+
+
+@pytest.fixture
+def charts_drawn(monkeypatch):
+    """The number of charts drawn by each render_reports call."""
+    drawn: list[int] = []
+    original = ChartRenderer.render
+
+    def counting(self, specs):
+        drawn.append(len(specs))
+        return original(self, specs)
+
+    monkeypatch.setattr(ChartRenderer, "render", counting)
+    return drawn
+
+
+def _pages(reports, month: date) -> dict[str, int]:
+    """Page name -> modification time (ns) of one month's pages."""
+    return {p.name: p.stat().st_mtime_ns for p in (reports / report.month_code(month)).glob("*.html")}
+
+
+def _last_month(con) -> date:
+    return con.execute("select max(period_month) from metric_cells").fetchone()[0]
+
+
+def test_unchanged_pages_are_not_drawn_or_written_again(con, tmp_path, charts_drawn):
+    reports, month = tmp_path / "reports", _last_month(con)
+    report.render_reports(con, reports, [month], workers=1)
+    first = _pages(reports, month)
+    assert len(first) == len(AREAS) + 1 and charts_drawn[-1] > 0
+    drawn_before = len(charts_drawn)
+    report.render_reports(con, reports, [month], workers=1)
+    assert sum(charts_drawn[drawn_before:]) == 0
+    assert _pages(reports, month) == first
+
+
+def test_a_changed_figure_redraws_only_the_pages_that_show_it(con, tmp_path, charts_drawn):
+    reports, month = tmp_path / "reports", _last_month(con)
+    report.render_reports(con, reports, [month], workers=1)
+    first = _pages(reports, month)
+    changed, unchanged = AREAS[0].code, AREAS[1].code
+    con.execute("update metric_cells set numerator = numerator + 40, value = value * 1.5 "
+                "where period_month = ? and area_code = ? and metric_id = 'emergency_admissions'",
+                [month, changed])
+    report.render_reports(con, reports, [month], workers=1)
+    after = _pages(reports, month)
+    assert after[f"{changed}.html"] != first[f"{changed}.html"]
+    assert after[f"{ICB_CODE}.html"] != first[f"{ICB_CODE}.html"]     # its HWBs side by side
+    assert after[f"{unchanged}.html"] == first[f"{unchanged}.html"]
+    assert 0 < charts_drawn[-1] < charts_drawn[0]
+
+
+def test_changed_templates_or_code_lists_or_a_missing_file_render_again(con, tmp_path, charts_drawn,
+                                                                       monkeypatch):
+    reports, month = tmp_path / "reports", _last_month(con)
+    report.render_reports(con, reports, [month], workers=1)
+    first = _pages(reports, month)
+    (reports / report.month_code(month) / f"{AREAS[1].code}.html").unlink()
+    report.render_reports(con, reports, [month], workers=1)
+    assert set(_pages(reports, month)) == set(first)
+    assert _pages(reports, month)[f"{AREAS[0].code}.html"] == first[f"{AREAS[0].code}.html"]
+    # the templates, rendering code and code lists are one digest: any change renders every page
+    monkeypatch.setattr(page_cache, "inputs_digest", lambda: "another template")
+    report.render_reports(con, reports, [month], workers=1)
+    assert all(_pages(reports, month)[name] != mtime for name, mtime in first.items())
+
+
+def test_the_inputs_digest_covers_templates_rendering_code_and_code_lists(tmp_path, monkeypatch):
+    import flows
+
+    digest = page_cache.inputs_digest()
+    page_cache.inputs_digest.cache_clear()
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    for path in flows.TEMPLATES_DIR.glob("*.j2"):
+        (templates / path.name).write_bytes(path.read_bytes())
+    monkeypatch.setattr(flows, "TEMPLATES_DIR", templates)
+    try:
+        assert page_cache.inputs_digest() == digest
+        page_cache.inputs_digest.cache_clear()
+        (templates / "_footer.html.j2").write_text("changed")
+        assert page_cache.inputs_digest() != digest
+    finally:
+        page_cache.inputs_digest.cache_clear()
+
+
+def test_a_context_that_cannot_be_pickled_is_always_rendered(tmp_path):
+    cache = page_cache.PageCache(tmp_path)
+    page = tmp_path / "E1.html"
+    page.write_text("x")
+    assert cache.changed(page, "hwb_page.html.j2", {"f": lambda: 1})
+    assert page_cache.page_digest("hwb_page.html.j2", {"a": 1.0}) == \
+        page_cache.page_digest("hwb_page.html.j2", {"a": 1.0})
+    assert page_cache.page_digest("hwb_page.html.j2", {"a": 1.0}) != \
+        page_cache.page_digest("hwb_page.html.j2", {"a": 1.0000001})
+
+
+def test_a_month_whose_report_data_is_unchanged_builds_no_page_at_all(con, tmp_path, monkeypatch):
+    reports, month = tmp_path / "reports", _last_month(con)
+    report.render_reports(con, reports, [month], workers=1)
+    first = _pages(reports, month)
+    built = []
+    original = report.build_month
+    monkeypatch.setattr(report, "build_month", lambda *a: built.append(a) or original(*a))
+    report.render_reports(con, reports, [month], workers=1)
+    assert built == [] and _pages(reports, month) == first
+    # a change anywhere in the data: each page is judged on its own again
+    con.execute("update metric_cells set numerator = numerator + 40, value = value * 1.5 "
+                "where period_month = ? and area_code = ? and metric_id = 'emergency_admissions'",
+                [month, AREAS[1].code])
+    report.render_reports(con, reports, [month], workers=1)
+    assert len(built) == 1
+    assert _pages(reports, month)[f"{AREAS[0].code}.html"] == first[f"{AREAS[0].code}.html"]
+    assert _pages(reports, month)[f"{AREAS[1].code}.html"] != first[f"{AREAS[1].code}.html"]
