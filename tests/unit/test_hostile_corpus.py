@@ -172,6 +172,9 @@ def hostile_stage_landing(tmp_path: Path) -> Path:
                          ids=[f"{f}-{type(e).__name__}" for _, f, _, e in STAGES])
 def test_each_stage_failing_rejects_only_its_file(con, tmp_path, monkeypatch, module, function, target, error):
     landing = hostile_stage_landing(tmp_path)
+    # one file per batch, so each stage runs inside the file's own load (the batch's own
+    # failures are the next test's)
+    monkeypatch.setattr(loader, "BATCH_FILES", 1)
     current: list[str] = []
     for name in ("inspect", "load_file"):    # which file the loader is working on
         original = getattr(loader, name)
@@ -358,3 +361,26 @@ def test_a_name_with_glob_characters_reads_exactly_that_file(con, tmp_path):
                       "apc_RXK_2025-10_*.csv": (1, 1), "apc_RXK_2025-10_x.csv": (2, 2),
                       "apc_RXJ_2025-10_it's {a,b} ?.csv": (1, 1)}
     assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("joinedup-read-*/file*"))
+
+
+@pytest.mark.parametrize("error", [RuntimeError("std::bad_cast"), duckdb.InternalException("INTERNAL Error: x"),
+                                   MemoryError()], ids=lambda e: type(e).__name__)
+def test_a_batch_that_cannot_be_judged_falls_back_to_one_file_at_a_time(con, tmp_path, monkeypatch, error):
+    """Judging consecutive files in one query only saves time: when it fails, in any way, each
+    file is judged on its own and every file still loads."""
+    landing = hostile_stage_landing(tmp_path)
+    real = loader.build_checked_sql
+    batched_calls = []
+
+    def failing_when_batched(*args, **kwargs):
+        if kwargs.get("batched"):
+            batched_calls.append(1)
+            raise error
+        return real(*args, **kwargs)
+    monkeypatch.setattr(loader, "build_checked_sql", failing_when_batched)
+
+    load(con, landing)
+    rows = log(con)
+    assert batched_calls, "the two apc files should have been judged as one batch first"
+    assert rows[CONTRACT_TARGET][0] == "loaded" and rows["apc_RXK_2025-10.csv"][0] == "loaded"
+    assert all(r[1] == r[2] + r[3] for r in rows.values())
