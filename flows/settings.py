@@ -30,6 +30,10 @@ SETTINGS = [
             "SPC: fix each group's mean and limits after its first N used months (unset: off)."),
     Setting("spc_screen_outliers", "JOINEDUP_SPC_SCREEN_OUTLIERS", "false",
             "SPC: leave moving ranges of 3.267 x their mean or more out of the mean moving range."),
+    Setting("duckdb_memory", "JOINEDUP_DUCKDB_MEMORY", None,
+            "DuckDB's memory limit, e.g. 6GB (unset: the smaller of 4 GiB and half the RAM)."),
+    Setting("duckdb_temp", "JOINEDUP_DUCKDB_TEMP", None,
+            "Folder DuckDB spills to past its memory limit (unset: <database>.tmp beside it)."),
 ]
 _BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -111,8 +115,8 @@ def apply_spc_settings(con, spc: SpcSettings | None = None) -> SpcSettings:
 # ---- DuckDB resources --------------------------------------------------------------------------
 # How much memory DuckDB may use and where it spills beyond that. Read when a connection opens
 # (flows/db.py), so every command and flow gets them without a flag.
-DUCKDB_MEMORY_ENV = "JOINEDUP_DUCKDB_MEMORY"
-DUCKDB_TEMP_ENV = "JOINEDUP_DUCKDB_TEMP"
+DUCKDB_MEMORY_ENV = _BY_NAME["duckdb_memory"].env
+DUCKDB_TEMP_ENV = _BY_NAME["duckdb_temp"].env
 # At most this much by default, and at most half of the machine's memory: chart workers, Python
 # and the operating system's file cache need the rest.
 DUCKDB_MEMORY_CAP_BYTES = 4 * 1024 ** 3
