@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import ROOT, SHARED, write_csv
+from tests.conftest import ROOT, TEST_DATA, write_csv
 
 ICB, HWB = "E54000057", "E08000003"
 APC_HEADER = "PROCODE,PROVSPNO,NEWNHSNO,STARTAGE,SEX,RESLADST_ONS,ADMIDATE,ADMIMETH,DISDATE,DISMETH,DISDEST,DIAG_4_01"
@@ -50,7 +50,7 @@ def corpus(landing: Path, outside: Path) -> int:
     files["population_ONS_2024.csv"] = ("AREA_CODE,YEAR,SEX,AGE,POPULATION\n"
                                         f"{HWB},2024,1,30,600\n{HWB},2024,2,70,400\n").encode()
     files["apc_RXH_2025-10.csv"] = good_apc("RXH")
-    shutil.copy(SHARED / "data" / "nhse-ae-monthly-2025-26" / "2025-10.csv", landing / "AE October.csv")
+    shutil.copy(TEST_DATA / "nhse-ae-monthly-2025-26" / "2025-10.csv", landing / "AE October.csv")
     # ---- damaged containers
     whole = gzip.compress(good_apc("RXA", 4000))
     files["apc_RXA_2025-10.csv.gz"] = whole[: len(whole) // 2]                            # truncated

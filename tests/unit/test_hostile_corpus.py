@@ -19,11 +19,11 @@ from flows.db import connect
 from flows.errors import FileRejected
 from flows.loader import load_landing, skipped_summary
 from flows.naming import display_name, parse_file_name
-from tests.conftest import SHARED, write_csv
+from tests.conftest import TEST_DATA, write_csv
 
 APC_HEADER = "PROCODE,PROVSPNO,NEWNHSNO,STARTAGE,SEX,RESLADST_ONS,ADMIDATE,ADMIMETH,DISDATE,DISMETH,DISDEST,DIAG_4_01"
 VALID_NHS = "9434765919"
-AE_SOURCE = SHARED / "data" / "nhse-ae-monthly-2025-26" / "2025-10.csv"
+AE_SOURCE = TEST_DATA / "nhse-ae-monthly-2025-26" / "2025-10.csv"
 AE_NAME = "AE download Oct.csv"
 
 # An independent scanner (not the code under test): ten or more digits with any whitespace,
