@@ -308,16 +308,6 @@ def nhs_check_digit(stems: np.ndarray) -> np.ndarray:
     return np.where(check == 11, 0, check)
 
 
-def nhs_number_valid(number: str) -> bool:
-    """Modulus-11 validity as in domain reference §4.2 (10 digits, not all the same)."""
-    if len(number) != 10 or not number.isascii() or not number.isdigit() \
-            or len(set(number)) == 1:
-        return False
-    check = 11 - sum(int(d) * w for d, w in zip(number[:9], range(10, 1, -1))) % 11
-    check = 0 if check == 11 else check
-    return check != 10 and check == int(number[9])
-
-
 def _nhs_numbers(rng, n: int) -> np.ndarray:
     """n distinct valid NHS numbers from the NHS test range 999 000 0000 - 999 999 9999."""
     stems = 999_000_000 + rng.permutation(1_000_000)
