@@ -13,8 +13,9 @@ import pytest
 
 from flows.datasets import DATASETS
 from flows.errors import FileRejected
+from flows.identifiers import nhs_number_valid
 from flows.naming import parse_file_name
-from flows.sample import METRIC_IDS, generate_landing, nhs_number_valid
+from flows.sample import METRIC_IDS, generate_landing
 
 EMERGENCY = {"21", "22", "23", "24", "25", "2A", "2B", "2C", "2D", "28"}
 DATE_COLUMNS = {"ADMIDATE", "DISDATE", "DISCHARGE_READY_DATE", "HOSP_DISCHARGE_DATE",
