@@ -56,12 +56,14 @@ from pathlib import Path
 
 import duckdb
 
+from flows import ENGLAND_CODE
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("JOINEDUP_SHARED_DATA", ROOT.parent / "shared" / "data"))
 ONS_LA = SHARED_DATA / "ons-mye-la-age-2019-2020" / "ONS2020_PopnByAgeYearEstimate.csv"
 ONS_UK = SHARED_DATA / "ons-uk-population-2023" / "ons_uk_population_2023.csv"
 UPPER_TIER = ("County", "Unitary Authority", "Metropolitan District", "London Borough")
-ENGLAND = "E92000001"
+ENGLAND = ENGLAND_CODE
 
 N_ICBS = 42
 N_PROVIDERS = 130

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import polars as pl
 
+from flows import ENGLAND_CODE
 from flows.errors import FileRejected
 
 __all__ = ["PublishedFile", "detect_published", "read_published", "data_records", "DATASETS",
@@ -748,7 +749,7 @@ def _read_discharge(headers: list[str], data: list[list[str]]) -> PublishedFile:
 # ONS mid-year estimates, single year of age, wide
 
 # Country rows and the lowest-tier areas whose sum they are.
-_COUNTRY_PARTS = {"E92000001": ("E06", "E07", "E08", "E09"), "W92000004": ("W06",),
+_COUNTRY_PARTS = {ENGLAND_CODE: ("E06", "E07", "E08", "E09"), "W92000004": ("W06",),
                   "S92000003": ("S12",), "N92000002": ("N09",)}
 _MID_YEAR = re.compile(r"mid[\s\-_]?((?:19|20)\d{2})(?!\d)", re.IGNORECASE)
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")

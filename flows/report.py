@@ -36,7 +36,7 @@ import duckdb
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from flows import TEMPLATES_DIR, paths, sdc
+from flows import ENGLAND_CODE, TEMPLATES_DIR, paths, sdc
 from flows.charts import ChartRenderer, ChartSpec
 from flows.db import relation_exists
 from flows.errors import UnsafeOutputPath
@@ -48,7 +48,6 @@ log = logging.getLogger("joinedup.report")
 WINDOW_MONTHS = 24            # months shown in each trend chart and table
 # Starting chart worker processes costs about a second; below this many charts one process wins.
 POOL_MIN_CHARTS = 200
-ENGLAND_CODE = "E92000001"
 AMBER_TOLERANCE = 0.05        # amber: worse than plan by at most 5% of the plan value
 # value = scale × numerator / denominator; a count's value is its numerator (scale None).
 # A unit not listed here is treated as a plain ratio (scale 1) and labelled with its name.

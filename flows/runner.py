@@ -26,14 +26,13 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
-from flows import SQL_DIR
+from flows import ENGLAND_CODE, SQL_DIR
 from flows.db import relation_exists
 from flows.errors import JoinedUpError
 from flows.identifiers import withhold_numbers
 
 log = logging.getLogger("joinedup.runner")
 
-ENGLAND = "E92000001"
 UNIT_SCALE = {"per_100k": 100000.0, "percent": 100.0, "days": 1.0, "count": 1.0, "mean": 1.0}
 HEADER = re.compile(r"^\s*/\*(.*?)\*/", re.S)
 RAW_DATASETS = {"raw_apc": "apc", "raw_reablement": "reablement", "raw_carehome": "carehome",
@@ -645,13 +644,13 @@ def _rollup_sql(model: Model) -> str:
     Provider roll-up: a `count` has value = numerator (no denominator); `denominator_rollup:
     max` takes an area's denominator as the largest of its providers' (e.g. days with data)."""
     if model.header.get("rollup", "hwb") != "provider":
-        return ROLLUP_SQL.format(metric_sql=model.sql, england=ENGLAND)
+        return ROLLUP_SQL.format(metric_sql=model.sql, england=ENGLAND_CODE)
     denominator = model.header.get("denominator_rollup", "sum")
     if denominator not in ("sum", "max"):
         raise JoinedUpError(f"{model.path}: denominator_rollup must be sum or max, not {denominator}")
     value = ("$scale * a.numerator" if model.header["unit"] == "count"
              else "$scale * a.numerator / nullif(a.denominator, 0)")
-    return PROVIDER_ROLLUP_SQL.format(metric_sql=model.sql, england=ENGLAND,
+    return PROVIDER_ROLLUP_SQL.format(metric_sql=model.sql, england=ENGLAND_CODE,
                                       denominator=denominator, value=value)
 
 

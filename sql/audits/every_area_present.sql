@@ -2,7 +2,7 @@
 model: every_area_present
 kind: audit
 severity: fail
-depends_on: metric_cells, metric_catalog, dim_hwb
+depends_on: metric_cells, metric_catalog, dim_hwb, ref_england
 description: Every HWB, every ICB and England has a cell for every metric in the month. A
   provider-level metric (rollup: provider) has no HWB cells, and ICB cells only for ICBs its
   providers belong to: it needs an England cell whenever it has a provider cell in the month.
@@ -10,7 +10,7 @@ description: Every HWB, every ICB and England has a cell for every metric in the
 with expected as (
     select 'hwb' as area_type, area_code from dim_hwb
     union select 'icb', icb_code from dim_hwb where icb_code is not null
-    union select 'england', 'E92000001'
+    union select 'england', code from ref_england
 )
 
 select e.area_type, e.area_code, k.metric_id

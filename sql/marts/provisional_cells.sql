@@ -2,7 +2,7 @@
 model: provisional_cells
 kind: view
 grain: period_month, metric_id, area_code
-depends_on: deliveries, metric_cells, metric_catalog, dim_hwb, stg_reablement, files, file_months
+depends_on: deliveries, metric_cells, metric_catalog, dim_hwb, stg_reablement, files, file_months, ref_england
 description: Which cells are provisional, and why. A month is provisional for a metric while its
   follow-up window (metric_catalog.follow_up_days) has not passed by the end of the latest period
   loaded (of the datasets it reads; of any dataset while none of those has arrived), or while an expected file is missing (a provider or local authority is expected every
@@ -53,7 +53,7 @@ missing_council as (
     join missing as m on m.dataset in ('reablement', 'carehome') and m.month = c.period_month
         and list_contains(c.datasets, m.dataset)
     join dim_hwb as h on h.area_code = m.org_code
-    cross join lateral (select unnest([h.area_code, h.icb_code, 'E92000001']) as area_code) as area
+    cross join lateral (select unnest([h.area_code, h.icb_code, (select code from ref_england)]) as area_code) as area
 ),
 
 awaiting_status as (
@@ -64,7 +64,7 @@ awaiting_status as (
         on date_trunc('month', r.hosp_discharge_date) = c.period_month
         and r.status_91d is null and r.age >= 65
     join dim_hwb as h on h.area_code = r.area_code
-    cross join lateral (select unnest([h.area_code, h.icb_code, 'E92000001']) as area_code) as area
+    cross join lateral (select unnest([h.area_code, h.icb_code, (select code from ref_england)]) as area_code) as area
     where list_contains(c.datasets, 'reablement')
       -- the linked metrics count reablement rows whatever their STATUS_91D (extracts 3a): their
       -- months are provisional by follow-up window and expected files only
