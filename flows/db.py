@@ -117,6 +117,15 @@ create or replace view quarantine as
 """
 
 
+def rollback_quietly(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back whatever transaction is open; none open (or a failed commit that already
+    ended it) is not an error."""
+    try:
+        con.execute("rollback")
+    except duckdb.Error:
+        pass
+
+
 def relation_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     """A table or view of that name exists (older databases and read-only looks may lack one)."""
     return con.execute("select (select count(*) from duckdb_tables() where table_name = $name) "

@@ -29,10 +29,6 @@ class BadMonth(UserError):
     """A month argument is not YYYY-MM."""
 
 
-class AuditFailed(UserError):
-    """A blocking audit found offending rows; the month's previous rows were kept."""
-
-
 class DisclosureError(UserError):
     """An unsuppressed small count would have been published."""
 

@@ -32,7 +32,7 @@ import duckdb
 
 from flows import identifiers, published
 from flows.datasets import DATASETS, Dataset
-from flows.db import relation_exists
+from flows.db import relation_exists, rollback_quietly
 from flows.errors import FileRejected, PseudoKeyMissing
 from flows.naming import (
     PERIODIC_DATASETS,
@@ -754,21 +754,14 @@ def _record_failure(con, item: LandingFile, error: Exception) -> LoadResult:
         ledger = (None, None, None, None)
     result.dataset, result.period = ledger[0], ledger[2]
     try:
-        _rollback_quietly(con)
+        rollback_quietly(con)
         con.execute("begin transaction")
         file_id = con.execute("select nextval('file_ids')").fetchone()[0]
         _insert_files_row(con, file_id, item, result, ledger)
         con.execute("commit")
     except Exception:   # noqa: BLE001 - the database refused even that: the summary still says
-        _rollback_quietly(con)
+        rollback_quietly(con)
     return result
-
-
-def _rollback_quietly(con) -> None:
-    try:
-        con.execute("rollback")
-    except duckdb.Error:
-        pass     # no transaction was open
 
 
 def load_file(con: duckdb.DuckDBPyConnection, item: LandingFile, *,
@@ -780,7 +773,7 @@ def load_file(con: duckdb.DuckDBPyConnection, item: LandingFile, *,
         con.execute("commit")
         return result
     except BaseException:
-        _rollback_quietly(con)
+        rollback_quietly(con)
         raise
 
 
@@ -815,7 +808,7 @@ def _load_in_transaction(con, item: LandingFile, pseudo_key: str | None) -> Load
 
 
 def _restart_transaction(con) -> None:
-    _rollback_quietly(con)
+    rollback_quietly(con)
     con.execute("begin transaction")
 
 

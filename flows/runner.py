@@ -27,7 +27,7 @@ import sqlglot
 from sqlglot import exp
 
 from flows import ENGLAND_CODE, SQL_DIR
-from flows.db import relation_exists
+from flows.db import relation_exists, rollback_quietly
 from flows.errors import JoinedUpError
 from flows.identifiers import withhold_numbers
 
@@ -535,17 +535,9 @@ def _build_month(con, project: Project, plan: MonthPlan, index: InputIndex) -> l
         blocked = any(a["offending"] and a["severity"] == "fail" for a in audits)
         con.execute("rollback" if blocked else "commit")
     except BaseException:
-        _rollback_quietly(con)
+        rollback_quietly(con)
         raise
     return audits
-
-
-def _rollback_quietly(con) -> None:
-    """Roll back what is left of a month's transaction (a failed commit may have ended it)."""
-    try:
-        con.execute("rollback")
-    except duckdb.Error:
-        pass
 
 
 def _has_figures(con, month: date) -> bool:
