@@ -76,7 +76,8 @@ _last_data: tuple[object, str | None] | None = None
 def _stable(value):
     """Dicts and lists in an order that does not depend on the order rows came back in."""
     if isinstance(value, dict):
-        return sorted(((_stable(k), _stable(v)) for k, v in value.items()), key=repr)
+        # keys are unique, so their order alone is enough: no repr of every value
+        return [(k, _stable(value[k])) for k in sorted(value, key=repr)]
     if isinstance(value, list):
         return sorted((_stable(v) for v in value), key=repr)
     return value
