@@ -21,7 +21,7 @@ test: lint
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not benchmark"
 
 lint: $(STAMP)
-	$(BIN)/ruff check flows tests
+	$(BIN)/ruff check flows sample bench tests
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest -m benchmark -s -p no:xdist

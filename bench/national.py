@@ -19,7 +19,7 @@
   after a hospital discharge and from the community), for every HWB and month;
 - `plan_<HWB>_<FY>.csv` for every HWB and financial year touched, and `orgs_all.csv`.
 
-The mess is the sample's (flows/sample.py), in proportions a national collection would see:
+The mess is the sample's (sample/generate.py), in proportions a national collection would see:
 about 4% of files gzipped, 2% Parquet, 1% with lower-case padded headers, 1% with a byte-order
 mark and CRLF, a few providers writing dates DD/MM/YYYY and ICD-10 codes with dots, 2% of apc
 files sent again as `_resubmission` (the first copy short of 2% of its rows), a few byte copies

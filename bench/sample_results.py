@@ -31,8 +31,8 @@ QUERIES = {
 
 def dump(out: Path) -> None:
     from flows import pipeline
-    from flows.sample import generate_landing
     from flows.settings import Settings
+    from sample.generate import generate_landing
 
     out.mkdir(parents=True, exist_ok=True)
     landing = out / "landing"

@@ -202,8 +202,8 @@ def _unloaded(settings) -> list[str]:
     """Landing files not seen before (read-only: a dry run changes nothing)."""
     import duckdb
 
-    from flows.loader import files_to_inspect, landing_files, seen_files, sha256_of
-    from flows.naming import display_name
+    from flows.ingest.loader import files_to_inspect, landing_files, seen_files, sha256_of
+    from flows.ingest.naming import display_name
     if not settings.db.exists():
         return [display_name(p.name) for p in landing_files(settings.landing)]
     con = duckdb.connect(str(settings.db), read_only=True)
@@ -221,7 +221,7 @@ def demo(landing: Path | None = LandingOpt, db: Path | None = DbOpt,
          reports: Path | None = ReportsOpt, months: int = typer.Option(24, help="Months to generate"),
          seed: int = typer.Option(42, help="Random seed for the sample")):
     """Make a realistic sample landing folder and run every month in it end to end."""
-    from flows.sample import generate_landing
+    from sample.generate import generate_landing
     with _one_line_errors():
         # The sample's NHS numbers are synthetic; a real deployment sets its own secret key.
         if not os.environ.get("JOINEDUP_PSEUDO_KEY"):

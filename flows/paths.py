@@ -2,7 +2,7 @@
 inside the reports folder.
 
 An organisation code comes from a sender's `orgs` file. The loader quarantines a row whose
-ORG_CODE or PARENT_CODE is not a code (rule `bad_org_code`, flows/rules.py), and this module
+ORG_CODE or PARENT_CODE is not a code (rule `bad_org_code`, flows/ingest/rules.py), and this module
 checks again at the moment of writing, so that a bad code that reached the database anyway
 (an older database, a hand edit) still cannot name a file outside the reports folder.
 """

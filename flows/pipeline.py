@@ -16,11 +16,13 @@ from pathlib import Path
 
 import duckdb
 
-from flows import db, loader, runner
+from flows import db
 from flows.errors import BadMonth, SettingsError
-from flows.loader import LoadSummary, load_landing
+from flows.ingest import loader
+from flows.ingest.loader import LoadSummary, load_landing
+from flows.ingest.naming import month_start
 from flows.lock import writer_lock
-from flows.naming import month_start
+from flows.models import runner
 from flows.settings import Settings
 
 RUN_LOG_SCHEMA = """
@@ -143,7 +145,7 @@ def build_step(con, plans: list[runner.MonthPlan], run_id: str, on_month=None) -
 
 def report_step(con, settings: Settings, months: list[date]) -> Path:
     """Render the reports for these months (pages, index, exports)."""
-    from flows.report import render_reports  # matplotlib is only imported when reports render
+    from flows.publish.report import render_reports  # matplotlib is only imported when reports render
 
     return render_reports(con, settings.reports, months, workers=settings.report_workers)
 

@@ -7,9 +7,9 @@ import duckdb
 from rich.console import Console
 from rich.table import Table
 
-from flows import runner
 from flows.db import relation_exists
 from flows.errors import UserError
+from flows.models import runner
 from flows.settings import Settings
 
 

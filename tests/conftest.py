@@ -62,7 +62,7 @@ def prefect_harness(tmp_path_factory):
 @pytest.fixture(scope="session")
 def sample_landing(tmp_path_factory) -> Path:
     """A generated 24-month landing folder (fixed seed), shared read-only by tests."""
-    from flows.sample import generate_landing
+    from sample.generate import generate_landing
 
     landing = tmp_path_factory.mktemp("sample") / "landing"
     generate_landing(landing, seed=7, months=24)

@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from flows.db import connect
-from flows.loader import load_landing
+from flows.ingest.loader import load_landing
 
 ROWS = 2_000_000
 

@@ -1,6 +1,6 @@
 """Benchmark: one monthly run when a new month's files arrive, on 5 years of history vs 1 year.
 
-Run with `make bench`. Five years of sample extracts are generated once (flows.sample, fixed
+Run with `make bench`. Five years of sample extracts are generated once (sample.generate, fixed
 seed). The 5-year database holds all of them; the 1-year database holds the reference files and
 the extracts of the last 12 months only. Each history is loaded and built (no reports) up to the
 month before the last. Then, on a fresh copy of each database and landing folder, the same last
@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 
 from flows import monthly, pipeline
-from flows.naming import parse_file_name
-from flows.sample import generate_landing
+from flows.ingest.naming import parse_file_name
 from flows.settings import Settings
+from sample.generate import generate_landing
 
 GOAL = 1.2
 REPEATS = 5
@@ -95,7 +95,7 @@ def _median_run(runs: list[dict]) -> dict:
 
 @pytest.mark.benchmark
 def test_monthly_run_on_five_years_costs_about_the_same_as_on_one_year(tmp_path):
-    from flows import report  # noqa: F401  (matplotlib and templates: imported before timing)
+    from flows.publish import report  # noqa: F401  (matplotlib and templates: imported before timing)
 
     generated = generate_landing(tmp_path / "generated", seed=42, months=61).files
     months = sorted({p for p in map(_period, generated) if p})[:-1]

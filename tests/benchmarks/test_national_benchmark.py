@@ -71,7 +71,7 @@ import json, sys, time
 from datetime import date
 from pathlib import Path
 from flows.db import connect
-from flows.report import render_reports
+from flows.publish.report import render_reports
 con = connect(sys.argv[1], read_only=True)
 began = time.perf_counter()
 render_reports(con, Path(sys.argv[2]), [date.fromisoformat(sys.argv[3])], workers=2)
@@ -201,7 +201,7 @@ def measure_history(scale: float, work: Path, log=print) -> HistoryResult:
     last = _month_add(first, 60)
     result = HistoryResult(scale)
     env = _env()
-    from flows.naming import parse_file_name
+    from flows.ingest.naming import parse_file_name
 
     def period(path: Path) -> str | None:
         try:

@@ -36,8 +36,8 @@ def test_backfill_flow_renders_reports_and_passes_the_contract(prefect_harness, 
 def test_a_second_run_with_nothing_new_does_no_model_work(tmp_path, monkeypatch):
     from flows.monthly import call_plain, run_job
     from flows.pipeline import parse_month
-    from flows.sample import generate_landing
     from flows.settings import load_settings
+    from sample.generate import generate_landing
 
     # three months are enough to show it, and load in an eighth of the 24-month sample's time
     landing = tmp_path / "landing"

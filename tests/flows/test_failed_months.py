@@ -15,10 +15,11 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from flows import pipeline, runner
+from flows import pipeline
 from flows.backfill import backfill_flow
 from flows.cli import app
 from flows.errors import MonthsFailed
+from flows.models import runner
 from flows.monthly import call_plain, run_job
 from flows.settings import load_settings
 from tests.conftest import TEST_DATA, write_csv

@@ -36,7 +36,7 @@ HOLD_LOCK = Path(__file__).with_name("hold_lock.py")
 ALL_STATUSES = {"loaded", "superseded", "duplicate", "rejected"}
 RAW_TABLES = ("raw_apc", "raw_reablement", "raw_carehome", "raw_population", "raw_plan",
               "raw_orgs", "raw_nhse_ae", "raw_nhse_discharge", "raw_ons_population")
-# Whole files the faulty corpus adds that must be rejected (flows/sample.py `write_faults`).
+# Whole files the faulty corpus adds that must be rejected (sample/generate.py `write_faults`).
 REJECTED_MARKERS = ("_missing_column", "_no_person_column", "_corrupt")
 
 
@@ -71,7 +71,7 @@ def paths(root: Path, name: str) -> tuple[Path, Path, Path]:
 
 
 def generate(landing: Path, **kwargs):
-    from flows.sample import generate_landing
+    from sample.generate import generate_landing
 
     return generate_landing(landing, **kwargs)
 
@@ -270,7 +270,7 @@ def no_joinedup_env(monkeypatch):
 def test_faulty_corpus_accounts_for_every_row_and_passes_the_contract(faulty_corpus, tmp_path,
                                                                       monkeypatch, no_joinedup_env):
     from flows.db import connect
-    from flows.loader import load_landing
+    from flows.ingest.loader import load_landing
     from flows.monthly import call_plain, run_job
     from flows.pipeline import month_range, parse_month
     from flows.settings import load_settings

@@ -199,7 +199,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float) -
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     """Server, work pool, deployments and worker; torn down whatever happens."""
-    from flows.sample import generate_landing
+    from sample.generate import generate_landing
 
     base = tmp_path_factory.mktemp("prefect-server")
     home, logs = base / "prefect-home", base / "logs"

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from flows.db import connect
-from flows.loader import load_landing
-from flows.runner import (
+from flows.ingest.loader import load_landing
+from flows.models.runner import (
     Project,
     build_months,
     ensure_schema,

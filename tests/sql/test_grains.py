@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from flows.db import connect
-from flows.loader import load_landing
-from flows.runner import (
+from flows.ingest.loader import load_landing
+from flows.models.runner import (
     Model,
     build_months,
     ensure_schema,
@@ -67,7 +67,7 @@ def test_every_model_declares_its_grain_as_a_list_of_columns():
 def sample(tmp_path_factory):
     """Two generated months of extracts, NHS England's A&E and discharge sitrep files and ONS's
     population estimates for April 2025, and a local changes file, loaded and built."""
-    from flows.sample import generate_landing
+    from sample.generate import generate_landing
 
     root = tmp_path_factory.mktemp("grains")
     landing = root / "landing"

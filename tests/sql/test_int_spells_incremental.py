@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from flows.db import connect
-from flows.loader import load_landing
-from flows.runner import create_views, ensure_schema, load_project
+from flows.ingest.loader import load_landing
+from flows.models.runner import create_views, ensure_schema, load_project
 from tests.sql.conftest import APC_HEADER, HWB_A, write_csv, write_reference
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.identifiers import nhs_number_valid
-from flows.loader import load_landing
-from flows.runner import Project, build_months, load_project, loaded_months, plan_months, write_catalog
+from flows.ingest.identifiers import nhs_number_valid
+from flows.ingest.loader import load_landing
+from flows.models.runner import Project, build_months, load_project, loaded_months, plan_months, write_catalog
 from tests.sql.conftest import (
     APC_HEADER,
     CAREHOME_HEADER,

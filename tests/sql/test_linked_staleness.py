@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from flows.db import connect
-from flows.loader import load_landing
-from flows.runner import ensure_schema, load_project, loaded_months, plan_months
+from flows.ingest.loader import load_landing
+from flows.models.runner import ensure_schema, load_project, loaded_months, plan_months
 from tests.sql.conftest import (
     APC_HEADER,
     CAREHOME_HEADER,
@@ -178,7 +178,7 @@ def test_the_rebuilt_months_use_the_new_rows(work):
     ("2025-05", "apc", 0, []),
 ])
 def test_the_later_months_a_metric_reads_follow_the_calendar(month, dataset, days, reached):
-    from flows.runner import InputIndex
+    from flows.models.runner import InputIndex
 
     index = InputIndex.__new__(InputIndex)      # no database: one file per dataset and month
     months = [date(2025, m, 1) for m in range(1, 13)]

@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 import flows
-from flows import SQL_DIR, monthly, runner
+from flows import SQL_DIR, monthly
 from flows.db import connect
+from flows.models import runner
 from flows.settings import Settings
 from tests.sql.conftest import (
     APC_HEADER,

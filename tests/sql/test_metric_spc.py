@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from flows.db import connect
-from flows.runner import create_views, ensure_schema, load_project, loaded_months, plan_months
+from flows.models.runner import create_views, ensure_schema, load_project, loaded_months, plan_months
 from flows.settings import SpcSettings, apply_spc_settings
 from tests.sql import spc_reference as ref
 from tests.sql.conftest import HWB_A, ICB, build, write_csv, write_reference

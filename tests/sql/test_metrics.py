@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from flows.db import connect
-from flows.runner import check_dependencies, load_project
+from flows.models.runner import check_dependencies, load_project
 from tests.sql.conftest import (
     APC_HEADER,
     CAREHOME_HEADER,

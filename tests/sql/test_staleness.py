@@ -28,8 +28,8 @@ import pytest
 
 from flows import monthly, pipeline
 from flows.db import connect
-from flows.loader import load_landing
-from flows.runner import build_months, ensure_schema, load_project, loaded_months, plan_months
+from flows.ingest.loader import load_landing
+from flows.models.runner import build_months, ensure_schema, load_project, loaded_months, plan_months
 from flows.settings import Settings
 from tests.sql.conftest import APC_HEADER, ENGLAND, HWB_A, HWB_B, build, cells, write_csv, write_reference
 

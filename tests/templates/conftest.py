@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import report_db  # noqa: E402
 
-from flows.report import render_reports  # noqa: E402
+from flows.publish.report import render_reports  # noqa: E402
 
 REPORT_MONTHS = [date(2025, 10, 1), date(2025, 11, 1)]
 

@@ -197,7 +197,7 @@ CHANGES = [(CORNWALL, "discharge_delay_days", date(2025, 1, 1), "Discharge to as
 def _create_spc(con: duckdb.DuckDBPyConnection) -> None:
     """stg_changes as a table, and the real metric_spc view over this database's tables."""
     from flows import SQL_DIR
-    from flows.runner import read_model
+    from flows.models.runner import read_model
 
     con.execute("create table stg_changes (area_code varchar, metric_id varchar, "
                 "change_month date, description varchar)")

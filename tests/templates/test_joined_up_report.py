@@ -13,8 +13,8 @@ from datetime import date
 import pytest
 
 from flows.db import connect
-from flows.report import render_reports
-from flows.runner import ensure_schema
+from flows.models.runner import ensure_schema
+from flows.publish.report import render_reports
 from tests.sql.conftest import (
     APC_HEADER,
     CAREHOME_HEADER,

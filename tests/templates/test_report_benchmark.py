@@ -13,7 +13,7 @@ import duckdb
 import pytest
 import report_db
 
-from flows.report import render_reports
+from flows.publish.report import render_reports
 
 pytestmark = pytest.mark.benchmark
 

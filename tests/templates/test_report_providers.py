@@ -22,8 +22,8 @@ from report_db import (
 )
 from test_report_render import _A11y
 
-from flows import report, sdc
-from flows.report import render_reports
+from flows.publish import report, sdc
+from flows.publish.report import render_reports
 
 NOV = date(2025, 11, 1)
 CORNWALL_PROVIDERS = {"REF": "Royal Cornwall Hospitals NHS Trust",

@@ -21,8 +21,8 @@ from report_db import (
     add_provider_count_metric,
 )
 
-from flows import report, sdc
-from flows.report import Against, Change, render_reports
+from flows.publish import report, sdc
+from flows.publish.report import Against, Change, render_reports
 
 MONTH_DIRS = ("2025-10", "2025-11")
 PAGES = (CORNWALL, SCILLY, TRAFFORD, CORNWALL_ICB, GM_ICB)

@@ -7,8 +7,8 @@ from datetime import date
 
 from report_db import CORNWALL, CORNWALL_ICB, SCILLY
 
-from flows import report
-from flows.report import render_reports
+from flows.publish import report
+from flows.publish.report import render_reports
 
 
 def _page(rendered, code, month="2025-11") -> str:

@@ -8,9 +8,9 @@ from datetime import date
 import pytest
 from report_db import CORNWALL, ENGLAND, SCILLY
 
-from flows import report, sdc
 from flows.errors import DisclosureError
-from flows.report import render_reports
+from flows.publish import report, sdc
+from flows.publish.report import render_reports
 
 NOV = date(2025, 11, 1)
 
@@ -93,7 +93,7 @@ def test_check_accepts_published_figures():
 
 
 def test_templates_refuse_raw_counts():
-    with pytest.raises(TypeError, match="flows.sdc"):
+    with pytest.raises(TypeError, match="flows.publish.sdc"):
         report.format_count(3)
 
 

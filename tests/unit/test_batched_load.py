@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from flows import loader
 from flows.db import connect
-from flows.loader import load_landing
-from flows.runner import build_months, ensure_schema, load_project, loaded_months, plan_months, write_catalog
-from flows.sample import generate_landing
+from flows.ingest import loader
+from flows.ingest.loader import load_landing
+from flows.models.runner import (
+    build_months,
+    ensure_schema,
+    load_project,
+    loaded_months,
+    plan_months,
+    write_catalog,
+)
+from sample.generate import generate_landing
 
 RESULTS = {
     "files": "select file_name, hex(sha256), dataset, org_code, period, identity, status, rows_in, "

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from flows import settings
 from flows.db import connect
-from flows.loader import load_landing
-from flows.sample import generate_landing
+from flows.ingest.loader import load_landing
+from sample.generate import generate_landing
 
 
 def _setting(con, name: str):

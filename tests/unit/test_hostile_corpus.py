@@ -14,11 +14,11 @@ import duckdb
 import pytest
 
 import flows
-from flows import identifiers, loader, published
 from flows.db import connect
 from flows.errors import FileRejected
-from flows.loader import load_landing, skipped_summary
-from flows.naming import display_name, parse_file_name
+from flows.ingest import identifiers, loader, published
+from flows.ingest.loader import load_landing, skipped_summary
+from flows.ingest.naming import display_name, parse_file_name
 from tests.conftest import TEST_DATA, write_csv
 
 APC_HEADER = "PROCODE,PROVSPNO,NEWNHSNO,STARTAGE,SEX,RESLADST_ONS,ADMIDATE,ADMIMETH,DISDATE,DISMETH,DISDEST,DIAG_4_01"

@@ -9,7 +9,7 @@ import pytest
 
 from flows.db import connect
 from flows.errors import PseudoKeyMissing
-from flows.loader import load_landing
+from flows.ingest.loader import load_landing
 from tests.conftest import write_csv
 
 APC_HEADER = "PROCODE,PROVSPNO,NEWNHSNO,STARTAGE,SEX,RESLADST_ONS,ADMIDATE,ADMIMETH,DISDATE,DISMETH,DISDEST,DIAG_4_01"
@@ -167,7 +167,7 @@ def test_loading_twice_or_in_another_order_gives_the_same_database(tmp_path):
 
 
 def test_files_unchanged_since_hashed_are_not_read_again_and_a_rewritten_one_is(con, tmp_path, monkeypatch):
-    from flows import loader
+    from flows.ingest import loader
 
     landing = tmp_path / "landing"
     write_csv(landing / "apc_RXH_2025-10.csv", APC_HEADER, "RXH,S1,,70,1,E06000043,2025-10-03,21,,,,I50")

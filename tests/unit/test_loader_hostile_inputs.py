@@ -7,8 +7,8 @@ import re
 import pytest
 
 from flows.db import connect
-from flows.identifiers import nhs_number_valid
-from flows.loader import load_landing
+from flows.ingest.identifiers import nhs_number_valid
+from flows.ingest.loader import load_landing
 from tests.conftest import write_csv
 
 APC_HEADER = "PROCODE,PROVSPNO,NEWNHSNO,STARTAGE,SEX,RESLADST_ONS,ADMIDATE,ADMIMETH,DISDATE,DISMETH,DISDEST,DIAG_4_01"

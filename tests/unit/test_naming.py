@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from flows.errors import FileRejected
-from flows.loader import _load_order
-from flows.naming import parse_file_name
+from flows.ingest.loader import _load_order
+from flows.ingest.naming import parse_file_name
 
 
 @pytest.mark.parametrize("name, dataset, org, period", [

@@ -1,17 +1,24 @@
 """A report page whose inputs (its figures, the templates and rendering code, the code lists)
-are unchanged since it was written is neither drawn nor written again (flows/page_cache.py)."""
+are unchanged since it was written is neither drawn nor written again (flows/publish/page_cache.py)."""
 from __future__ import annotations
 
 from datetime import date
 
 import pytest
 
-from flows import page_cache, report
-from flows.charts import ChartRenderer
 from flows.db import connect
-from flows.loader import load_landing
-from flows.runner import build_months, ensure_schema, load_project, loaded_months, plan_months, write_catalog
-from flows.sample import AREAS, ICB_CODE, generate_landing
+from flows.ingest.loader import load_landing
+from flows.models.runner import (
+    build_months,
+    ensure_schema,
+    load_project,
+    loaded_months,
+    plan_months,
+    write_catalog,
+)
+from flows.publish import page_cache, report
+from flows.publish.charts import ChartRenderer
+from sample.generate import AREAS, ICB_CODE, generate_landing
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from flows.errors import FileRejected
-from flows.published import PublishedFile, detect_published, read_published
+from flows.ingest.published import PublishedFile, detect_published, read_published
 from tests.conftest import TEST_DATA
 
 AE_DIR = TEST_DATA / "nhse-ae-monthly-2025-26"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from flows.errors import FileRejected
-from flows.published import data_records, detect_published, read_published
+from flows.ingest.published import data_records, detect_published, read_published
 from tests.conftest import TEST_DATA
 
 HISTORIC = TEST_DATA / "nhse_ae_historic"
@@ -386,7 +386,7 @@ def test_counts_saved_as_whole_floats_and_an_england_row(tmp_path):
 
 def test_a_file_far_bigger_than_any_publication_is_not_read_whole(tmp_path, monkeypatch):
     """A gzip that expands without end (or any huge file) is rejected, not read into memory."""
-    import flows.published as published
+    import flows.ingest.published as published
     monkeypatch.setattr(published, "_MAX_BYTES", 4096)
     path = tmp_path / "expands.csv.gz"
     path.write_bytes(gzip.compress(sample_bytes() * 50))

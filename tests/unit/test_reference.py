@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flows.datasets import DATASETS
+from flows.ingest.datasets import DATASETS
 
 REF_DIR = Path(__file__).resolve().parents[2] / "sql" / "reference"
 

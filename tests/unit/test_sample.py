@@ -1,4 +1,4 @@
-"""The sample landing-folder generator (flows/sample.py) writes what the contract describes."""
+"""The sample landing-folder generator (sample/generate.py) writes what the contract describes."""
 from __future__ import annotations
 
 import gzip
@@ -11,11 +11,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from flows.datasets import DATASETS
 from flows.errors import FileRejected
-from flows.identifiers import nhs_number_valid
-from flows.naming import parse_file_name
-from flows.sample import METRIC_IDS, generate_landing
+from flows.ingest.datasets import DATASETS
+from flows.ingest.identifiers import nhs_number_valid
+from flows.ingest.naming import parse_file_name
+from sample.generate import METRIC_IDS, generate_landing
 
 EMERGENCY = {"21", "22", "23", "24", "25", "2A", "2B", "2C", "2D", "28"}
 DATE_COLUMNS = {"ADMIDATE", "DISDATE", "DISCHARGE_READY_DATE", "HOSP_DISCHARGE_DATE",

@@ -9,8 +9,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from flows.naming import parse_file_name
-from flows.sample import AREAS, UNLINKED_COUNCIL
+from flows.ingest.naming import parse_file_name
+from sample.generate import AREAS, UNLINKED_COUNCIL
 from tests.unit.test_sample import all_apc, canonical, read_landing, to_dates
 
 EMERGENCY = ["21", "22", "23", "24", "25", "2A", "2B", "2C", "2D", "28"]

@@ -31,7 +31,7 @@ import flows
 
 MANIFESTS = ".page-digests"   # reports/.page-digests/<YYYY-MM>.json: page name -> digest
 DATA_KEY = ".data"           # the manifest's entry for the month's report data
-RENDERING_MODULES = ("report.py", "charts.py", "sdc.py")
+RENDERING_MODULES = ("publish/report.py", "publish/charts.py", "publish/sdc.py")
 
 
 @lru_cache(maxsize=1)

@@ -4,7 +4,7 @@ For each new file: parse its name, read it (CSV, gzipped CSV or Parquet) as text
 columns, apply the dataset's row rules in one SQL pass, pseudonymise NHS numbers, then write the
 loaded rows, the quarantined rows and the file's ledger row in a single transaction.
 
-A file whose name does not parse may be one NHS England or ONS published (flows/published.py):
+A file whose name does not parse may be one NHS England or ONS published (flows/ingest/published.py):
 when its header matches a published layout it loads into raw_nhse_ae, raw_nhse_discharge or
 raw_ons_population with the same guarantees (one transaction, every row loaded or quarantined,
 duplicates by SHA-256, a newer file of the same identity supersedes the older), and the file's
@@ -30,11 +30,11 @@ from pathlib import Path
 
 import duckdb
 
-from flows import identifiers, published
-from flows.datasets import DATASETS, Dataset
 from flows.db import relation_exists, rollback_quietly
 from flows.errors import FileRejected, PseudoKeyMissing
-from flows.naming import (
+from flows.ingest import identifiers, published
+from flows.ingest.datasets import DATASETS, Dataset
+from flows.ingest.naming import (
     PERIODIC_DATASETS,
     REFERENCE_DATASETS,
     FileName,
@@ -42,7 +42,7 @@ from flows.naming import (
     month_start,
     parse_file_name,
 )
-from flows.rules import build_checked_sql
+from flows.ingest.rules import build_checked_sql
 
 log = logging.getLogger("joinedup.loader")
 
@@ -946,7 +946,7 @@ def _code_lists(con, dataset: Dataset) -> dict[str, list[str]]:
 def metric_ids() -> list[str]:
     """The metric ids joinedup has: those in the headers of sql/metrics/*.sql, local metrics
     (one more SQL file) included. Read at call time, so a metric added is known at once."""
-    from flows import runner  # the model reader; imported here as it is needed only for plans
+    from flows.models import runner  # the model reader; imported here as it is needed only for plans
 
     return sorted({m.header["metric_id"] for m in runner.load_project().metrics
                    if m.header.get("metric_id")})

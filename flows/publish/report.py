@@ -2,7 +2,7 @@
 
 For each month: one page per HWB, one per ICB (its HWBs side by side), the month's figures as
 CSV and JSON, and one index of every page and month. Pages are self-contained HTML (styles and
-SVG charts inline). Everything published goes through flows.sdc, and `sdc.check_publishable`
+SVG charts inline). Everything published goes through flows.publish.sdc, and `sdc.check_publishable`
 refuses a page or export before anything of that month is written.
 
 Pages also show the hospital providers of the area's ICB against England on the provider-level
@@ -36,11 +36,12 @@ import duckdb
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from flows import ENGLAND_CODE, TEMPLATES_DIR, paths, sdc
-from flows.charts import ChartRenderer, ChartSpec
+from flows import ENGLAND_CODE, TEMPLATES_DIR, paths
 from flows.db import relation_exists
 from flows.errors import UnsafeOutputPath
-from flows.page_cache import PageCache
+from flows.publish import sdc
+from flows.publish.charts import ChartRenderer, ChartSpec
+from flows.publish.page_cache import PageCache
 from flows.settings import SpcSettings
 
 log = logging.getLogger("joinedup.report")
@@ -437,7 +438,7 @@ def format_count(c: sdc.Count | None) -> str:
     if c is None:
         return "–"
     if not isinstance(c, sdc.Count):
-        raise TypeError(f"count filter got {type(c).__name__}; counts must pass through flows.sdc")
+        raise TypeError(f"count filter got {type(c).__name__}; counts must pass through flows.publish.sdc")
     if c.suppressed:
         return sdc.SUPPRESSED
     return thousands(c.n, 0 if c.n is None or float(c.n).is_integer() else 1)
@@ -1167,7 +1168,7 @@ def joined_up_section(data: ReportData, month: date, councils: list[Area]) -> di
     """The page's "Joined-up care" section: which of its metric sections are linked metrics
     (shown there, not among the others), and the linkage rate of each council beside them,
     for the month and the twelve months to it, by dataset; and the linkage rate of each
-    council by month for the data-quality section. Counts pass through flows.sdc."""
+    council by month for the data-quality section. Counts pass through flows.publish.sdc."""
     return {
         "metric_ids": sorted(data.linked_metric_ids),
         "councils": [row for council in councils for dataset in COUNCIL_DATASETS

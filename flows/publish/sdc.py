@@ -227,7 +227,7 @@ def _children(items, path: str, exempt: frozenset[str]) -> Iterator[str]:
     for key, value in items:
         here = f"{path}.{key}"
         if key in COUNT_FIELDS and isinstance(value, (int, float)) and not isinstance(value, bool):
-            yield f"{here} is a raw number ({value}); counts must pass through flows.sdc"
+            yield f"{here} is a raw number ({value}); counts must pass through flows.publish.sdc"
         else:
             yield from _problems(value, here, exempt)
 

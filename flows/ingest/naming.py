@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from flows.errors import FileRejected
-from flows.identifiers import could_be_nhs_number, withhold_numbers
+from flows.ingest.identifiers import could_be_nhs_number, withhold_numbers
 
 PERIODIC_DATASETS = ("apc", "reablement", "carehome")
 REFERENCE_DATASETS = ("population", "plan", "orgs", "changes")

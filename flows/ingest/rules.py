@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from flows.datasets import Column, Dataset
-from flows.identifiers import (
+from flows.ingest.datasets import Column, Dataset
+from flows.ingest.identifiers import (
     clean_nhs_number_sql,
     could_be_nhs_number_sql,
     nhs_number_valid_sql,

@@ -29,7 +29,7 @@ from sqlglot import exp
 from flows import ENGLAND_CODE, SQL_DIR
 from flows.db import relation_exists, rollback_quietly
 from flows.errors import JoinedUpError
-from flows.identifiers import withhold_numbers
+from flows.ingest.identifiers import withhold_numbers
 
 log = logging.getLogger("joinedup.runner")
 
