@@ -8,6 +8,7 @@ from pydantic import Field
 
 from flows import pipeline
 from flows.monthly import dry_run_plan, flow_outcome, publish_artifacts, run_job
+from flows.months import parse_month, requested_range
 from flows.settings import load_settings
 
 # The Prefect UI renders these as a form and rejects a bad month before a run starts (the
@@ -33,7 +34,7 @@ def backfill_flow(from_month: Month, to_month: Month, dry_run: bool = False, for
         reports: Reports folder; empty means JOINEDUP_REPORTS on the worker.
     """
     settings = load_settings(landing=landing, db=db, reports=reports)
-    months = pipeline.month_range(pipeline.parse_month(from_month), pipeline.parse_month(to_month))
+    months = requested_range(parse_month(from_month), parse_month(to_month))
     parameters = {"from_month": from_month, "to_month": to_month, "dry_run": dry_run, "force": force}
     if dry_run:
         record = dry_run_plan(flow_name="backfill", months=months, settings=settings,

@@ -155,7 +155,7 @@ def run(month: str = typer.Option(..., "--month", help="The month to report, YYY
         landing: Path | None = LandingOpt, db: Path | None = DbOpt,
         reports: Path | None = ReportsOpt, wait: float | None = WaitOpt):
     """The scheduled job: load what is new, rebuild the month and any stale months, report."""
-    from flows.pipeline import parse_month
+    from flows.months import parse_month
     with _one_line_errors():
         settings = _settings(landing, db, reports, wait)
         months = [parse_month(month)]
@@ -170,10 +170,11 @@ def backfill(from_month: str = typer.Option(..., "--from", help="First month, YY
              landing: Path | None = LandingOpt, db: Path | None = DbOpt,
              reports: Path | None = ReportsOpt, wait: float | None = WaitOpt):
     """Rebuild and re-render a range of months (stale ones, or all with --force)."""
-    from flows import monthly, pipeline
+    from flows import monthly
+    from flows.months import parse_month, requested_range
     with _one_line_errors():
         settings = _settings(landing, db, reports, wait)
-        months = pipeline.month_range(pipeline.parse_month(from_month), pipeline.parse_month(to_month))
+        months = requested_range(parse_month(from_month), parse_month(to_month))
         params = {"from_month": from_month, "to_month": to_month, "dry_run": dry_run, "force": force}
         if dry_run:
             _print_plan(monthly.dry_run_plan(flow_name="backfill", months=months,
@@ -233,7 +234,7 @@ def demo(landing: Path | None = LandingOpt, db: Path | None = DbOpt,
                       f"{time.perf_counter() - began:.1f}s)")
         first, last = summary.months[0], summary.months[-1]
         params = {"from_month": first, "to_month": last, "dry_run": False, "force": False}
-        from flows.pipeline import month_range, parse_month
+        from flows.months import month_range, parse_month
         result = _run("backfill", month_range(parse_month(first), parse_month(last)), settings,
                       params, include_stale=False)
         _finish(result)

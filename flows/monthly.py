@@ -10,6 +10,7 @@ from prefect.states import Failed
 
 from flows import pipeline
 from flows.errors import MonthsFailed
+from flows.months import parse_month, previous_month
 from flows.settings import Settings, load_settings
 
 # The database is the state: Prefect must never skip a step from a cache. Only reading extracts
@@ -104,12 +105,6 @@ def run_job(*, flow_name: str, months: list[date], settings: Settings, parameter
     return record
 
 
-def previous_month(today: date | None = None) -> date:
-    """The month a scheduled run reports: the calendar month before today."""
-    today = today or date.today()
-    return date(today.year - (today.month == 1), (today.month - 2) % 12 + 1, 1)
-
-
 def flow_outcome(record: pipeline.RunRecord):
     """What a flow returns once every month is done: its result, or, when months were rolled
     back, a Failed state whose message names them. Returning the state (not raising) ends the
@@ -136,7 +131,7 @@ def monthly_flow(month: str | None = None, landing: str | None = None, db: str |
                  reports: str | None = None) -> dict:
     """Load new extracts, rebuild the month and any stale months, audit, and render the report."""
     settings = load_settings(landing=landing, db=db, reports=reports)
-    months = [pipeline.parse_month(month) if month else previous_month()]
+    months = [parse_month(month) if month else previous_month()]
     record = run_job(flow_name="monthly", months=months, settings=settings,
                      parameters={"month": month})
     publish_artifacts(record)

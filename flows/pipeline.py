@@ -17,10 +17,9 @@ from pathlib import Path
 import duckdb
 
 from flows import db
-from flows.errors import BadMonth, SettingsError
+from flows.errors import SettingsError
 from flows.ingest import loader
 from flows.ingest.loader import LoadSummary, load_landing
-from flows.ingest.naming import month_start
 from flows.lock import writer_lock
 from flows.models import runner
 from flows.settings import Settings
@@ -37,26 +36,6 @@ alter table run_log add column if not exists failed_months json;
 RUN_LOG_COLUMNS = ("run_id, flow, parameters, started_at, finished_at, status, months_built, "
                    "files_loaded, files_rejected, files_duplicate, rows_loaded, rows_quarantined, "
                    "audits, durations, report_index, message, failed_months")
-
-
-def parse_month(text: str) -> date:
-    """'2025-10' -> date(2025, 10, 1), or a BadMonth error a person can act on."""
-    try:
-        if len(text) != 7 or text[4] != "-":
-            raise ValueError
-        return month_start(text)
-    except (ValueError, AttributeError):
-        raise BadMonth(f"'{text}' is not a month: write it as YYYY-MM, e.g. 2025-10") from None
-
-
-def month_range(first: date, last: date) -> list[date]:
-    if last < first:
-        raise BadMonth(f"--from {first:%Y-%m} is after --to {last:%Y-%m}")
-    months, current = [], first
-    while current <= last:
-        months.append(current)
-        current = date(current.year + current.month // 12, current.month % 12 + 1, 1)
-    return months
 
 
 class Progress:

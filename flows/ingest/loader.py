@@ -39,10 +39,10 @@ from flows.ingest.naming import (
     REFERENCE_DATASETS,
     FileName,
     display_name,
-    month_start,
     parse_file_name,
 )
 from flows.ingest.rules import build_checked_sql
+from flows.months import month_start
 
 log = logging.getLogger("joinedup.loader")
 

@@ -9,6 +9,7 @@ from datetime import date
 
 from flows.errors import FileRejected
 from flows.ingest.identifiers import could_be_nhs_number, withhold_numbers
+from flows.months import month_start
 
 PERIODIC_DATASETS = ("apc", "reablement", "carehome")
 REFERENCE_DATASETS = ("population", "plan", "orgs", "changes")
@@ -39,12 +40,6 @@ class FileName:
     @property
     def period_start(self) -> date | None:
         return month_start(self.period) if self.period else None
-
-
-def month_start(period: str) -> date:
-    """'2025-10' -> date(2025, 10, 1); raises ValueError when it is not a real month."""
-    year, month = period.split("-")
-    return date(int(year), int(month), 1)
 
 
 # Longer names are shortened for display (Linux allows 255 bytes; a report cell does not).

@@ -46,6 +46,7 @@ import polars as pl
 
 from flows import ENGLAND_CODE
 from flows.errors import FileRejected
+from flows.months import month_start
 
 __all__ = ["PublishedFile", "detect_published", "read_published", "data_records", "DATASETS",
            "PUBLISHERS"]
@@ -383,10 +384,6 @@ def _parse_month(value: str) -> str | None:
     return None
 
 
-def _month_date(period: str) -> date:
-    return date(int(period[:4]), int(period[5:7]), 1)
-
-
 _INT = re.compile(r"-?\d+")
 _WHOLE_FLOAT = re.compile(r"\d+\.0+")        # a spreadsheet's 1234.0
 _THOUSANDS = re.compile(r"\d{1,3}(,\d{3})+")
@@ -640,7 +637,7 @@ def _ae_frame(loaded: list[int], parsed: dict[int, dict], file_period: str,
     """The rows raw_nhse_ae takes: every count column, None where the layout lacks it (plus an
     older layout's waits over 4 hours from decision to admit, kept for the TOTAL check)."""
     counts = _AE_COUNTS + (("dta_over_4h",) if "dta_over_4h" in counts_present else ())
-    frame = {"line_number": loaded, "period": [_month_date(file_period)] * len(loaded)}
+    frame = {"line_number": loaded, "period": [month_start(file_period)] * len(loaded)}
     for name in ("org_code", "parent_org", "org_name"):
         frame[name] = [parsed[line][name] for line in loaded]
     for name in counts:

@@ -30,6 +30,7 @@ from flows import ENGLAND_CODE, SQL_DIR
 from flows.db import relation_exists, rollback_quietly
 from flows.errors import JoinedUpError
 from flows.ingest.identifiers import withhold_numbers
+from flows.months import month_end, next_month
 
 log = logging.getLogger("joinedup.runner")
 
@@ -267,11 +268,11 @@ class InputIndex:
     def files_ahead(self, month: date, dataset: str, days: int) -> list[tuple[int, str, bytes]]:
         """Files of the dataset with rows in a later month that `days` after the month's end
         reaches (file_months are months, so the whole of the last month reached counts)."""
-        reach = date.fromordinal(_month_end(month).toordinal() + days).replace(day=1)
-        found, later = [], _next_month(month)
+        reach = date.fromordinal(month_end(month).toordinal() + days).replace(day=1)
+        found, later = [], next_month(month)
         while later <= reach:
             found += [r[:3] for r in self.by_month.get(later, []) if r[3] == dataset]
-            later = _next_month(later)
+            later = next_month(later)
         return found
 
 
@@ -522,7 +523,7 @@ def _build_month_or_failure(con, project: Project, plan: MonthPlan, run_id: str,
 def _build_month(con, project: Project, plan: MonthPlan, index: InputIndex) -> list[dict]:
     """Build one month in one transaction and return its audits; the month is committed only
     when no blocking (`severity: fail`) audit finds offending rows, else rolled back."""
-    params = {"period_start": plan.month, "period_end": _month_end(plan.month)}
+    params = {"period_start": plan.month, "period_end": month_end(plan.month)}
     con.execute("begin transaction")
     try:
         for model in project.ordered(("month",)):
@@ -561,14 +562,6 @@ def _blocking_reason(project: Project, blocking: list[dict]) -> str:
 
 def _used(sql: str, params: dict) -> dict:
     return {k: v for k, v in params.items() if f"${k}" in sql}
-
-
-def _next_month(month: date) -> date:
-    return date(month.year + month.month // 12, month.month % 12 + 1, 1)
-
-
-def _month_end(month: date) -> date:
-    return date.fromordinal(_next_month(month).toordinal() - 1)
 
 
 ROLLUP_SQL = """

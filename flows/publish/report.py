@@ -39,6 +39,7 @@ from markupsafe import Markup
 from flows import ENGLAND_CODE, TEMPLATES_DIR, paths
 from flows.db import relation_exists
 from flows.errors import UnsafeOutputPath
+from flows.months import add_months, financial_year_start, month_code, month_range
 from flows.publish import sdc
 from flows.publish.charts import ChartRenderer, ChartSpec
 from flows.publish.page_cache import PageCache
@@ -394,30 +395,11 @@ def change(now: sdc.Cell, before: sdc.Cell, unit: str) -> Change:
 
 # --- months ----------------------------------------------------------------------------------------
 
-def add_months(month: date, k: int) -> date:
-    total = month.year * 12 + month.month - 1 + k
-    return date(total // 12, total % 12 + 1, 1)
-
-
-def month_range(first: date, last: date) -> list[date]:
-    months, m = [], first
-    while m <= last:
-        months.append(m)
-        m = add_months(m, 1)
-    return months
-
-
 def window(month: date) -> list[date]:
     """The WINDOW_MONTHS months ending with `month`, oldest first."""
     return month_range(add_months(month, 1 - WINDOW_MONTHS), month)
 
 
-def financial_year_start(month: date) -> date:
-    return date(month.year if month.month >= 4 else month.year - 1, 4, 1)
-
-
-def month_code(month: date) -> str:
-    return month.strftime("%Y-%m")
 
 
 # --- formatting (registered as Jinja filters; also used for generated sentences) -------------------

@@ -35,7 +35,7 @@ def test_backfill_flow_renders_reports_and_passes_the_contract(prefect_harness, 
 @pytest.mark.e2e
 def test_a_second_run_with_nothing_new_does_no_model_work(tmp_path, monkeypatch):
     from flows.monthly import call_plain, run_job
-    from flows.pipeline import parse_month
+    from flows.months import parse_month
     from flows.settings import load_settings
     from sample.generate import generate_landing
 

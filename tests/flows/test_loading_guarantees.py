@@ -272,7 +272,7 @@ def test_faulty_corpus_accounts_for_every_row_and_passes_the_contract(faulty_cor
     from flows.db import connect
     from flows.ingest.loader import load_landing
     from flows.monthly import call_plain, run_job
-    from flows.pipeline import month_range, parse_month
+    from flows.months import month_range, parse_month
     from flows.settings import load_settings
 
     landing, summary = faulty_corpus
