@@ -21,7 +21,7 @@ Month = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2025
 @flow(name="backfill", log_prints=True)
 def backfill_flow(from_month: Month, to_month: Month, dry_run: bool = False, force: bool = False,
                   landing: str | None = None, db: str | None = None,
-                  reports: str | None = None) -> dict:
+                  reports: str | None = None, wait: float | None = None) -> dict:
     """Load once, rebuild the stale months of a range in order, and render their reports.
 
     Args:
@@ -32,8 +32,10 @@ def backfill_flow(from_month: Month, to_month: Month, dry_run: bool = False, for
         landing: Landing folder; empty means JOINEDUP_LANDING on the worker.
         db: DuckDB file; empty means JOINEDUP_DB on the worker.
         reports: Reports folder; empty means JOINEDUP_REPORTS on the worker.
+        wait: Seconds to wait for another run holding the database; empty means
+            JOINEDUP_LOCK_WAIT on the worker (0: fail at once).
     """
-    settings = load_settings(landing=landing, db=db, reports=reports)
+    settings = load_settings(landing=landing, db=db, reports=reports, lock_wait=wait)
     months = requested_range(parse_month(from_month), parse_month(to_month))
     parameters = {"from_month": from_month, "to_month": to_month, "dry_run": dry_run, "force": force}
     if dry_run:

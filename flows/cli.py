@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from flows.errors import MonthsFailed, UserError
-from flows.settings import load_settings
+from flows.settings import load_settings, orchestration_mode
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
                   help="Monthly health and social care integration metrics.")
@@ -31,14 +31,14 @@ def _use_prefect_api() -> bool:
     """With a Prefect API configured, runs are Prefect flow runs; without one, run in-process.
 
     JOINEDUP_ORCHESTRATION=prefect forces flow runs (Prefect then starts a temporary server);
-    =direct runs the same steps with no Prefect API at all.
+    =direct runs the same steps with no Prefect API at all. "Configured" is what Prefect itself
+    reads: PREFECT_API_URL from the environment or the active Prefect profile.
     """
-    mode = os.environ.get("JOINEDUP_ORCHESTRATION", "auto")
-    if mode == "prefect":
-        return True
-    if mode == "direct":
-        return False
-    return bool(os.environ.get("PREFECT_API_URL"))
+    mode = orchestration_mode()
+    if mode != "auto":
+        return mode == "prefect"
+    from prefect.settings import get_current_settings
+    return bool(get_current_settings().api.url)
 
 
 @contextmanager
@@ -53,9 +53,7 @@ def _one_line_errors():
 
 
 def _settings(landing, db, reports, wait):
-    if wait is not None:
-        os.environ["JOINEDUP_LOCK_WAIT"] = str(wait)
-    return load_settings(landing=landing, db=db, reports=reports)
+    return load_settings(landing=landing, db=db, reports=reports, lock_wait=wait)
 
 
 def _run(flow_name: str, months, settings, parameters: dict, *, include_stale: bool, force=False):
@@ -67,10 +65,11 @@ def _run(flow_name: str, months, settings, parameters: dict, *, include_stale: b
         from flows.backfill import backfill_flow
         if flow_name == "monthly":
             return monthly.monthly_flow(month=parameters["month"], landing=str(settings.landing),
-                                        db=str(settings.db), reports=str(settings.reports))
+                                        db=str(settings.db), reports=str(settings.reports),
+                                        wait=settings.lock_wait)
         return backfill_flow(from_month=parameters["from_month"], to_month=parameters["to_month"],
                              force=force, landing=str(settings.landing), db=str(settings.db),
-                             reports=str(settings.reports))
+                             reports=str(settings.reports), wait=settings.lock_wait)
     # Bars on a terminal; in cron or CI, log lines at intervals (flows/progress_log.py).
     with (RichProgress() if console.is_terminal else IntervalLogProgress()) as progress:
         record = monthly.run_job(flow_name=flow_name, months=months, settings=settings,

@@ -128,9 +128,18 @@ def publish_artifacts(record: pipeline.RunRecord) -> None:
 
 @flow(name="monthly", log_prints=True)
 def monthly_flow(month: str | None = None, landing: str | None = None, db: str | None = None,
-                 reports: str | None = None) -> dict:
-    """Load new extracts, rebuild the month and any stale months, audit, and render the report."""
-    settings = load_settings(landing=landing, db=db, reports=reports)
+                 reports: str | None = None, wait: float | None = None) -> dict:
+    """Load new extracts, rebuild the month and any stale months, audit, and render the report.
+
+    Args:
+        month: The month to report, YYYY-MM; empty means the calendar month before today.
+        landing: Landing folder; empty means JOINEDUP_LANDING on the worker.
+        db: DuckDB file; empty means JOINEDUP_DB on the worker.
+        reports: Reports folder; empty means JOINEDUP_REPORTS on the worker.
+        wait: Seconds to wait for another run holding the database; empty means
+            JOINEDUP_LOCK_WAIT on the worker (0: fail at once).
+    """
+    settings = load_settings(landing=landing, db=db, reports=reports, lock_wait=wait)
     months = [parse_month(month) if month else previous_month()]
     record = run_job(flow_name="monthly", months=months, settings=settings,
                      parameters={"month": month})

@@ -5,6 +5,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from flows.errors import SettingsError
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -34,6 +36,9 @@ SETTINGS = [
             "DuckDB's memory limit, e.g. 6GB (unset: the smaller of 4 GiB and half the RAM)."),
     Setting("duckdb_temp", "JOINEDUP_DUCKDB_TEMP", None,
             "Folder DuckDB spills to past its memory limit (unset: <database>.tmp beside it)."),
+    Setting("orchestration", "JOINEDUP_ORCHESTRATION", "auto",
+            "How the CLI runs the job: auto (a Prefect flow run when a Prefect API is configured), "
+            "prefect (always a flow run) or direct (in-process, no Prefect API)."),
 ]
 _BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -90,6 +95,18 @@ def _positive_int(name: str, text: str | None) -> int | None:
     if value < 1:
         raise ValueError(f"{_BY_NAME[name].env} must be a positive whole number, not {text}")
     return value
+
+
+ORCHESTRATION_MODES = ("auto", "prefect", "direct")
+
+
+def orchestration_mode() -> str:
+    """JOINEDUP_ORCHESTRATION, checked: a mistyped mode fails at once rather than running direct."""
+    mode = setting_value("orchestration").strip().lower()
+    if mode not in ORCHESTRATION_MODES:
+        raise SettingsError(f"{_BY_NAME['orchestration'].env} must be one of "
+                            f"{', '.join(ORCHESTRATION_MODES)}, not {mode!r}")
+    return mode
 
 
 def load_spc_settings() -> SpcSettings:

@@ -3,6 +3,8 @@ JOINEDUP_DUCKDB_TEMP), with defaults for the machine; past the limit a load spil
 fail."""
 from __future__ import annotations
 
+import pytest
+
 from flows import settings
 from flows.db import connect
 from flows.ingest.loader import load_landing
@@ -45,3 +47,16 @@ def test_a_load_under_a_small_memory_limit_spills_and_completes(tmp_path, monkey
     assert summary.results and all(r.status == "loaded" for r in summary.results)
     assert con.execute("select count(*) from raw_apc").fetchone()[0] == sum(
         r.rows_loaded for r in summary.results if r.dataset == "apc")
+
+
+def test_a_mistyped_orchestration_mode_fails_at_once_naming_the_setting(monkeypatch):
+    from flows.errors import SettingsError
+    monkeypatch.setenv("JOINEDUP_ORCHESTRATION", "prefct")
+    with pytest.raises(SettingsError, match="JOINEDUP_ORCHESTRATION must be one of auto, prefect, direct"):
+        settings.orchestration_mode()
+
+
+def test_the_wait_flag_reaches_the_settings_without_the_environment(monkeypatch):
+    monkeypatch.delenv("JOINEDUP_LOCK_WAIT", raising=False)
+    assert settings.load_settings(lock_wait=7.5).lock_wait == 7.5
+    assert settings.load_settings().lock_wait == 0
