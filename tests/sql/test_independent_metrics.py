@@ -45,13 +45,16 @@ from tests.independent_metrics import (
 )
 from tests.sql.conftest import (
     CAREHOME_HEADER,
+    ENGLAND,
     HWB_A,
     HWB_B,
+    ICB,
+    ORGS,
     OUTSIDE,
+    POPULATION,
     REABLEMENT_HEADER,
     UNKNOWN,
     write_csv,
-    write_reference,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,24 +146,26 @@ def test_sample_metric_matches_the_independent_reading(sample, metric_id):
 # ------------------------------------------------------------------ hand-made edge cases
 
 A, B, X, OUT = HWB_A, HWB_B, UNKNOWN, OUTSIDE
+C = "E08000010"   # a third HWB of the ICB, with no population estimate before 2025
 APC = ("PROCODE,PROVSPNO,PSEUDO_ID,STARTAGE,SEX,RESLADST_ONS,ADMIDATE,ADMIMETH,DISDATE,DISMETH,"
        "DISDEST,DISCHARGE_READY_DATE,DIAG_4_01,DIAG_4_02,DIAG_4_03")
 DECEMBER = (  # spell person age res admitted meth discharged dismeth disdest ready diagnoses
     f"R0A,E1,P1,80,2,{A},2024-12-02,21,2024-12-05,1,19,2024-12-04,s72.0,w19-,",  # fall; filler
     f"R0A,E2,P2,7001,1,{B},2024-12-03,2A,2024-12-03,1,19,,J20X,J44.9,",        # infant; J20+COPD
     f"R0A,E3,P3,70,1,{B},2024-12-04,2B,2024-12-10,1,54,,I50.0,,",               # transfer: not avoidable
-    f"R0A,E4,P4,70,2,{A},2024-12-05,81,2024-12-08,1,19,,I10X,,",                # not emergency
+    f"R0A,E4,P4,70,2,{A},2024-12-05,81,2024-12-08,1,19,,I10X,,",                # dropped by the resubmission
     f"R0A,E5,P5,50,2,{A},2024-12-06,21,2024-12-20,5,79,2024-12-10,J20,,",       # J20 alone; death with DRD
     f"R0A,E6,P6,66,1,{A},2024-12-07,22,2024-12-09,1,,,e11.9,,",                 # no DISDEST; diabetes
     f"R0A,E7,P1,80,2,{X},2024-12-05,21,2024-12-06,1,19,,R69X,,",                # E1 readmitted day 0
     f"R0A,E10,P3,70,1,{B},2024-12-15,11,2024-12-16,1,19,2024-12-16,R69X,,",     # elective: no readmission
-    f"R0A,E11,P11,70,1,{A},2024-12-20,21,,,,,T93.1,W01X,",                      # open; moves to B in Jan
+    f"R0A,E11,P11,70,1,{A},2024-12-20,21,,,,,T93.1,W01X,",                      # open; see January
     f"R0A,E13,P20,90,2,{A},2024-12-12,21,,,,,S00-,X59,",                         # no fall code
     f"R0A,E14,P14,65,1,{OUT},2024-12-01,21,2024-12-02,1,19,,I10,,",             # outside: counts nowhere
     f"R0A,E15,P15,85,2,{A},2024-11-20,21,2024-12-11,1,19,2024-11-30,S720,W10,",  # 21 days; 11 delayed
     f"R0A,E16,,75,2,{B},2024-12-08,21,2024-12-29,4,19,2024-12-29,D50.9,,",      # no person; death DISMETH 4
+    f"R0A,E19,P19,70,1,{C},2024-12-09,21,2024-12-10,1,19,,I20X,,",              # in C
 )
-DECEMBER_RESUBMITTED = DECEMBER + (  # E11 still open and in A, as December's file had it
+DECEMBER_RESUBMITTED = tuple(r for r in DECEMBER if ",E4," not in r) + (
     f"R0A,E17,P17,67,1,{A},2024-12-28,21,2024-12-30,1,19,2024-12-30,I48X,,",    # new in the resubmission
 )
 JANUARY = (
@@ -168,17 +173,29 @@ JANUARY = (
     f"R0A,E12,P1,81,2,{A},2025-01-20,21,2025-01-21,1,29,,G30.9,,",             # P1 45 days after reablement
     f"R0A,E13,P20,90,2,{A},2024-12-12,21,2025-01-02,1,56,2025-01-01,S00-,X59,",
 )
+JANUARY_RESUBMITTED = (
+    f"R0A,E11,P11,70,1,{A},2024-12-20,21,2025-01-10,1,19,2025-01-08,T93.1,W01X,",  # back in A
+    JANUARY[1],                                                                  # E13 dropped
+    f"R0A,E18,P15,85,2,{A},2025-01-05,21,,,,,R69X,,",                           # E15 + 25 days
+)
 JANUARY_RM3 = (
     f"RM3,F1,P2,0,1,{B},2025-01-02,21,,,,,R69X,,",                              # 30 days after E2: no
     f"RM3,F2,P6,66,1,{OUT},2025-01-07,21,2025-01-08,1,19,,R69X,,",              # 29 days after E6: yes
 )
+REABLEMENT_JANUARY = (f"{A},C2,P6,66,2024-12-11,2024-12-12,HOME",       # now with a status
+                      f"{A},C6,,75,2025-01-05,2025-01-06,")             # no person id
+CAREHOME_JANUARY = (f"{B},C11,P3,70,2025-01-09,RESIDENTIAL,Y,SELF",     # E3 + 30 days: links
+                    f"{B},C12,P6,66,2025-01-09,RESIDENTIAL,Y,LA",       # E6 + 31 days: no link
+                    f"{B},C14,P99,65,2024-12-20,NURSING,Y,SELF")        # re-sent as SELF
 
 
 def write_edge_landing(landing: Path) -> Path:
-    write_reference(landing)
+    write_csv(landing / "orgs_all.csv", *ORGS, f"{C},HWB,Wigan,{ICB}")
+    write_csv(landing / "population_ONS_2024.csv", *POPULATION)
     write_csv(landing / "population_ONS_2025.csv", "AREA_CODE,YEAR,SEX,AGE,POPULATION",
               f"{A},2025,1,30,600", f"{A},2025,2,64,200", f"{A},2025,1,65,200",
-              f"{A},2025,2,90,100", f"{B},2025,1,10,1500", f"{B},2025,2,70,1000")
+              f"{A},2025,2,90,100", f"{B},2025,1,10,1500", f"{B},2025,2,70,1000",
+              f"{C},2025,1,40,400", f"{C},2025,2,80,100")
     write_csv(landing / "plan_E08000003_2024-25.csv", "AREA_CODE,METRIC_ID,PERIOD,PLAN_VALUE",
               f"{A},emergency_admissions,2024-12,100.5",
               f"{A},reablement_after_discharge_65plus,2025-01,5")
@@ -192,24 +209,29 @@ def write_edge_landing(landing: Path) -> Path:
               f"{A},C4,P3,70,2024-12-10,2024-12-11,UNKNOWN",    # E3 day 0 (another LA's resident)
               f"{A},C5,P20,90,2024-12-12,2024-12-13,HOME",      # emergency the same day: not 1-91
               f"{A},C7,P20,90,2024-12-12,2024-12-13,")          # same person, second client id
-    write_csv(landing / f"reablement_{A}_2025-01.csv", REABLEMENT_HEADER,
-              f"{A},C2,P6,66,2024-12-11,2024-12-12,HOME",       # now with a status
-              f"{A},C6,,75,2025-01-05,2025-01-06,")             # no person id
+    write_csv(landing / f"reablement_{A}_2025-01.csv", REABLEMENT_HEADER, *REABLEMENT_JANUARY)
     write_csv(landing / f"carehome_{B}_2024-12.csv", CAREHOME_HEADER,
               f"{B},C13,P1,80,2024-12-05,RESIDENTIAL,N,LA",     # not permanent
-              f"{B},C14,P99,65,2024-12-20,NURSING,Y,LA",        # counts until re-sent as SELF
+              f"{B},C14,P99,65,2024-12-20,NURSING,Y,LA",        # re-sent as SELF, then as LA
               f"{B},C15,P98,64,2024-12-21,NURSING,Y,LA")        # under 65
-    write_csv(landing / f"carehome_{B}_2025-01.csv", CAREHOME_HEADER,
-              f"{B},C11,P3,70,2025-01-09,RESIDENTIAL,Y,SELF",   # E3 + 30 days: links
-              f"{B},C12,P6,66,2025-01-09,RESIDENTIAL,Y,LA",     # E6 + 31 days: no link; counts
-              f"{B},C14,P99,65,2024-12-20,NURSING,Y,SELF")
+    write_csv(landing / f"carehome_{B}_2025-01.csv", CAREHOME_HEADER, *CAREHOME_JANUARY)
     return landing
+
+
+def write_resubmissions(landing: Path) -> None:
+    """January's files again, changed: E11 back in A, E13 gone, E18 new; C2's status; C14 LA."""
+    write_csv(landing / "apc_R0A_2025-01_resubmission.csv", APC, *JANUARY_RESUBMITTED)
+    write_csv(landing / f"reablement_{A}_2025-01_resubmission.csv", REABLEMENT_HEADER,
+              REABLEMENT_JANUARY[0].replace("HOME", "CARE_HOME"), REABLEMENT_JANUARY[1])
+    write_csv(landing / f"carehome_{B}_2025-01_resubmission.csv", CAREHOME_HEADER,
+              *CAREHOME_JANUARY[:2], CAREHOME_JANUARY[2].replace("SELF", "LA"))
 
 
 @pytest.fixture(scope="module")
 def edges(tmp_path_factory) -> pl.DataFrame:
-    """The hand-made folder loaded and built; then December's resubmission (E11 back in A, as it
-    was in December) is loaded after January's file and the months rebuilt."""
+    """The hand-made folder loaded and built, as three runs: everything; December's resubmission
+    (E4 gone, E17 new) loaded after January's file; then January's resubmissions, which change
+    December's figures too. Each run rebuilds what it made stale, as a scheduled run does."""
     root = tmp_path_factory.mktemp("independent-edges")
     landing = write_edge_landing(root / "landing")
     con = connect(root / "edges.duckdb")
@@ -217,9 +239,14 @@ def edges(tmp_path_factory) -> pl.DataFrame:
         build_all(con, landing, pseudo_key=None)
         write_csv(landing / "apc_R0A_2024-12_resubmission.csv", APC, *DECEMBER_RESUBMITTED)
         build_all(con, landing, pseudo_key=None)
-        loaded = con.execute("select count(*) from files where status = 'loaded'").fetchone()[0]
-        superseded = con.execute("select file_name from files where status = 'superseded'").fetchall()
-        assert superseded == [("apc_R0A_2024-12.csv",)] and loaded == 11
+        write_resubmissions(landing)
+        build_all(con, landing, pseudo_key=None)
+        superseded = {r[0] for r in con.execute(
+            "select file_name from files where status = 'superseded'").fetchall()}
+        assert superseded == {"apc_R0A_2024-12.csv", "apc_R0A_2025-01.csv",
+                              f"reablement_{A}_2025-01.csv", f"carehome_{B}_2025-01.csv"}
+        assert con.execute("select count(*) from files where status <> 'loaded' "
+                           "and status <> 'superseded'").fetchall() == [(0,)]
         return compare(con)
     finally:
         con.close()
@@ -232,52 +259,59 @@ def test_the_edge_cases_have_the_same_cells_on_both_sides(edges):
 
 
 def test_the_independent_reading_of_the_edge_cases(edges):
-    """The Polars side on a few cells worked out by hand, so the reference itself is checked."""
+    """The Polars side on cells worked out by hand, so the reference itself is checked."""
     def cell(metric, month, area):
         row = edges.filter((pl.col("metric_id") == metric) & (pl.col("area_code") == area)
                            & (pl.col("period_month") == pl.lit(month).str.to_date()))
         return row.select("numerator", "denominator", "plan_value").row(0)
 
-    # December, A: E1 E5 E6 E13 E17 (not E15, admitted in November; E11 resides in B by its
-    # January row, which wins over December's resubmission loaded after it); 2024 estimate.
-    assert cell("emergency_admissions", "2024-12-01", A) == (5, 1000, 100.5)
-    # B: E2 (2A) E3 (2B) E11 E16; January uses the 2025 estimate (B 2,500; 65+ 1,000).
-    assert cell("emergency_admissions", "2024-12-01", B) == (4, 2000, None)
-    assert cell("emergency_admissions_65plus", "2025-01-01", B) == (0, 1000, None)
-    assert cell("emergency_admissions_65plus", "2025-01-01", A) == (1, 300, None)   # E12
+    dec, jan = "2024-12-01", "2025-01-01"
+    # December, A: E1 E5 E6 E11 E13 E17 (not E15, admitted in November; E11 by January's
+    # resubmission; E13 by December's row once January's resubmission dropped it); 2024 estimate
+    assert cell("emergency_admissions", dec, A) == (6, 1000, 100.5)
+    assert cell("emergency_admissions", dec, B) == (3, 2000, None)     # E2 (2A) E3 (2B) E16
+    # C has no estimate at or before 2024: no denominator, and so none for the ICB or England
+    assert cell("emergency_admissions", dec, C) == (1, None, None)     # E19
+    assert cell("emergency_admissions", dec, ICB) == (10, None, None)
+    assert cell("emergency_admissions", dec, ENGLAND) == (10, None, None)
+    # January uses the 2025 estimates (A 1,100, 65+ 300; B 2,500, 1,000; C 500, 100)
+    assert cell("emergency_admissions_65plus", jan, A) == (2, 300, None)      # E12 E18
+    assert cell("emergency_admissions_65plus", jan, B) == (0, 1000, None)     # F1 is 0
+    assert cell("emergency_admissions", jan, ICB) == (3, 4100, None)          # E12 E18 F1
     # avoidable: E6 (e11.9), E17 (I48X); E2 (J20X + J44.9), E16 (D50.9); not E3 (2B), E5 (J20
-    # alone), E4 (81)
-    assert cell("avoidable_admissions", "2024-12-01", A)[0] == 2
-    assert cell("avoidable_admissions", "2024-12-01", B)[0] == 2
-    # falls: E1 (S72 + W19-); E11 (T93 + W01X) in B; not E13 (X59)
-    assert cell("falls_admissions_65plus", "2024-12-01", A)[0] == 1
-    assert cell("falls_admissions_65plus", "2024-12-01", B)[0] == 1
-    # readmissions, December: alive discharges with a person id in A: E1 (day 0: E7), E4, E6
-    # (day 29: F2 at RM3, outside), E15, E17; in B: E2 (F1 30 days: no), E3 (E10 elective: no),
-    # E10.
-    assert cell("readmissions_30d", "2024-12-01", A)[:2] == (2, 5)
-    assert cell("readmissions_30d", "2024-12-01", B)[:2] == (0, 3)
-    # discharge to usual residence, December A: E1 E4 E15 home, E6 no DISDEST, E17; not E5
-    assert cell("discharge_to_usual_residence", "2024-12-01", A)[:2] == (4, 5)
+    # alone)
+    assert cell("avoidable_admissions", dec, A)[0] == 2
+    assert cell("avoidable_admissions", dec, B)[0] == 2
+    # falls: E1 (s72.0 + w19-), E11 (T93.1 + W01X); not E13 (X59), E15 (November)
+    assert cell("falls_admissions_65plus", dec, A)[0] == 2
+    assert cell("falls_admissions_65plus", dec, B)[0] == 0
+    # readmissions, December: alive discharges with a person id in A: E1 (day 0: E7), E6 (day
+    # 29: F2 at RM3, outside), E15 (E18, 25 days, from January's resubmission), E17; in B: E2
+    # (F1 30 days: no), E3 (E10 elective: no), E10.
+    assert cell("readmissions_30d", dec, A)[:2] == (3, 4)
+    assert cell("readmissions_30d", dec, B)[:2] == (0, 3)
+    # discharge to usual residence, December A: E1 E15 E17 home, E6 no DISDEST; not E5 (death)
+    assert cell("discharge_to_usual_residence", dec, A)[:2] == (3, 4)
     # ready date, December A: E1 (1 late), E5 (death, 10 late), E15 (11 late), E17 (on the day)
-    assert cell("discharged_on_ready_date", "2024-12-01", A)[:2] == (1, 4)
-    assert cell("discharge_delay_days", "2024-12-01", A)[:2] == (22, 3)
-    # council rows: C14 re-sent as SELF in January no longer counts; C12 does (January, B)
-    assert cell("care_home_admissions_65plus", "2024-12-01", B)[0] == 0
-    assert cell("care_home_admissions_65plus", "2025-01-01", B)[0] == 1
-    # reablement at home, December A: C1 HOME, C2 HOME (re-sent), C4 UNKNOWN, C5 HOME; not C7, C3
-    assert cell("reablement_at_home_91d", "2024-12-01", A)[:2] == (3, 4)
-    # linked, December: 65+ alive discharges with a person id in A: E1 (C1 +1 day), E4 (C3 the
-    # same day, any age), E6 (C2 +2: no), E15, E17; in B: E3 (C4 the same day; C11 +30 days),
-    # E10 (C11 +24 days: one council row follows both discharges).
-    assert cell("reablement_after_discharge_65plus", "2024-12-01", A)[:2] == (2, 5)
-    assert cell("reablement_after_discharge_65plus", "2024-12-01", B)[:2] == (1, 2)
-    assert cell("carehome_after_discharge_65plus", "2024-12-01", A)[:2] == (0, 5)
-    assert cell("carehome_after_discharge_65plus", "2024-12-01", B)[:2] == (2, 2)
-    # readmission after reablement, December A: C1 (E12 45 days), C2 (F2 27 days), C4, C5 (day 0
-    # only), C7 -> 2 of 5
-    assert cell("readmission_after_reablement_91d", "2024-12-01", A)[:2] == (2, 5)
-    assert cell("reablement_after_discharge_65plus", "2025-01-01", A)[2] == 5
+    assert cell("discharged_on_ready_date", dec, A)[:2] == (1, 4)
+    assert cell("discharge_delay_days", dec, A)[:2] == (22, 3)
+    # council rows: C14 re-sent as SELF, then as LA again; C12 in January
+    assert cell("care_home_admissions_65plus", dec, B)[0] == 1
+    assert cell("care_home_admissions_65plus", jan, B)[0] == 1
+    # reablement at home, December A: C1 HOME, C5 HOME, C2 CARE_HOME (re-sent twice), C4
+    # UNKNOWN; not C7 (no status yet), C3 (64)
+    assert cell("reablement_at_home_91d", dec, A)[:2] == (2, 4)
+    # linked, December: 65+ alive discharges with a person id in A: E1 (C1 +1 day), E6 (C2 +2:
+    # no), E15, E17; in B: E3 (C4 the same day; C11 +30 days), E10 (C11 +24 days: one council
+    # row follows both discharges).
+    assert cell("reablement_after_discharge_65plus", dec, A)[:2] == (1, 4)
+    assert cell("reablement_after_discharge_65plus", dec, B)[:2] == (1, 2)
+    assert cell("carehome_after_discharge_65plus", dec, A)[:2] == (0, 4)
+    assert cell("carehome_after_discharge_65plus", dec, B)[:2] == (2, 2)
+    # readmission after reablement, December A: C1 (E12 45 days), C2 (F2 27 days), C4, C5 and
+    # C7 (an emergency the same day only)
+    assert cell("readmission_after_reablement_91d", dec, A)[:2] == (2, 5)
+    assert cell("reablement_after_discharge_65plus", jan, A)[2] == 5
 
 
 @pytest.mark.parametrize("metric_id", METRIC_IDS)
