@@ -97,7 +97,8 @@ CHOICES = {
     "population year": "per HWB, the latest mid-year estimate whose YEAR is at or before the "
                        "calendar year of the month; a HWB with none has a NULL population, and "
                        "an ICB or England with any such HWB has a NULL population too",
-    "65+ population": "the sum of AGE >= 65 (AGE 90 = 90 and over), both sexes",
+    "65+ population": "the sum of AGE >= 65 (AGE 90 = 90 and over), both sexes; an estimate "
+                      "with no row aged 65+ gives 0",
     "empty DISDEST": "a discharge with no DISDEST stays in discharge_to_usual_residence's "
                      "denominator (only deaths and 98/99 are excluded)",
     "deaths and ready date": "discharged_on_ready_date and discharge_delay_days count every "
@@ -111,8 +112,9 @@ CHOICES = {
     "council area": "care_home_admissions_65plus, reablement_at_home_91d and "
                     "readmission_after_reablement_91d count a council row in the HWB equal to "
                     "its LA_CODE",
-    "ICB": "ICBs are the orgs rows of ORG_TYPE ICB; an ICB's HWBs are the HWB rows whose "
-           "PARENT_CODE is its code",
+    "ICB": "ICBs are the orgs rows of ORG_TYPE ICB that are the PARENT_CODE of at least one "
+           "HWB row (an ICB with no HWB has no residents to sum and no cells); a HWB whose "
+           "PARENT_CODE is no ICB in orgs counts in England only",
     "plan_value": "the plan row for exactly that area_code, metric_id and month (the latest "
                   "loaded file's if two); an ICB or England without its own plan row has NULL",
     "ICD-10": "codes are trimmed, upper-cased, stripped of dots and of trailing X and - "
@@ -181,7 +183,8 @@ def read_inputs(con: duckdb.DuckDBPyConnection) -> Inputs:
                              _code("parent_code").alias("parent_code"))
     hwbs = (orgs.filter(pl.col("org_type") == "HWB")
                 .select(pl.col("org_code").alias("hwb"), pl.col("parent_code").alias("icb")))
-    icbs = sorted(orgs.filter(pl.col("org_type") == "ICB")["org_code"].to_list())
+    icbs = sorted(set(orgs.filter(pl.col("org_type") == "ICB")["org_code"].to_list())
+                  & set(hwbs["icb"].drop_nulls().to_list()))
 
     files = con.sql("""select distinct period from files
                        where status = 'loaded' and dataset in ('apc', 'reablement', 'carehome')
@@ -430,16 +433,8 @@ def _levels(cells: pl.DataFrame, icbs: list[str]) -> pl.DataFrame:
 
     hwb = cells.select("period_month", "area_code", "numerator", "denominator").with_columns(
         pl.lit("hwb").alias("area_type"))
-    icb_grid = pl.DataFrame({"icb": icbs}, schema={"icb": pl.String})
-    # an ICB with no HWB has nothing to sum: numerator 0, denominator 0 (so a NULL value)
-    icb = (icb_grid.join(cells.select("period_month").unique(), how="cross")
-                   .join(summed(cells, ["icb", "period_month"]).with_columns(
-                             pl.lit(True).alias("_has_hwb")),
-                         on=["icb", "period_month"], how="left")
-                   .with_columns(pl.col("numerator").fill_null(0.0),
-                                 pl.when(pl.col("_has_hwb").is_null()).then(0.0)
-                                   .otherwise(pl.col("denominator")).alias("denominator"))
-                   .rename({"icb": "area_code"}).with_columns(pl.lit("icb").alias("area_type")))
+    icb = (summed(cells.filter(pl.col("icb").is_in(icbs)), ["icb", "period_month"])
+           .rename({"icb": "area_code"}).with_columns(pl.lit("icb").alias("area_type")))
     england = summed(cells, ["period_month"]).with_columns(
         pl.lit(ENGLAND).alias("area_code"), pl.lit("england").alias("area_type"))
     cols = ["period_month", "area_type", "area_code", "numerator", "denominator"]
