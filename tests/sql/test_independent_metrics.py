@@ -178,6 +178,10 @@ JANUARY_RESUBMITTED = (
     JANUARY[1],                                                                  # E13 dropped
     f"R0A,E18,P15,85,2,{A},2025-01-05,21,,,,,R69X,,",                           # E15 + 25 days
 )
+MARCH = (  # loaded last: reaches back to December's reablement rows (91 days)
+    f"R0A,E20,P20,90,2,{A},2025-03-12,21,,,,,R69X,,",                           # C5, C7 + 90 days
+    f"R0A,E21,P3,70,1,{B},2025-03-12,21,,,,,R69X,,",                            # C4 + 92 days: no
+)
 JANUARY_RM3 = (
     f"RM3,F1,P2,0,1,{B},2025-01-02,21,,,,,R69X,,",                              # 30 days after E2: no
     f"RM3,F2,P6,66,1,{OUT},2025-01-07,21,2025-01-08,1,19,,R69X,,",              # 29 days after E6: yes
@@ -229,9 +233,10 @@ def write_resubmissions(landing: Path) -> None:
 
 @pytest.fixture(scope="module")
 def edges(tmp_path_factory) -> pl.DataFrame:
-    """The hand-made folder loaded and built, as three runs: everything; December's resubmission
-    (E4 gone, E17 new) loaded after January's file; then January's resubmissions, which change
-    December's figures too. Each run rebuilds what it made stale, as a scheduled run does."""
+    """The hand-made folder loaded and built, as four runs: everything; December's resubmission
+    (E4 gone, E17 new) loaded after January's file; January's resubmissions, which change
+    December's figures too; March's file, which reaches back to December's reablement rows.
+    Each run rebuilds what it made stale, as a scheduled run does."""
     root = tmp_path_factory.mktemp("independent-edges")
     landing = write_edge_landing(root / "landing")
     con = connect(root / "edges.duckdb")
@@ -240,6 +245,8 @@ def edges(tmp_path_factory) -> pl.DataFrame:
         write_csv(landing / "apc_R0A_2024-12_resubmission.csv", APC, *DECEMBER_RESUBMITTED)
         build_all(con, landing, pseudo_key=None)
         write_resubmissions(landing)
+        build_all(con, landing, pseudo_key=None)
+        write_csv(landing / "apc_R0A_2025-03.csv", APC, *MARCH)
         build_all(con, landing, pseudo_key=None)
         superseded = {r[0] for r in con.execute(
             "select file_name from files where status = 'superseded'").fetchall()}
@@ -308,9 +315,9 @@ def test_the_independent_reading_of_the_edge_cases(edges):
     assert cell("reablement_after_discharge_65plus", dec, B)[:2] == (1, 2)
     assert cell("carehome_after_discharge_65plus", dec, A)[:2] == (0, 4)
     assert cell("carehome_after_discharge_65plus", dec, B)[:2] == (2, 2)
-    # readmission after reablement, December A: C1 (E12 45 days), C2 (F2 27 days), C4, C5 and
-    # C7 (an emergency the same day only)
-    assert cell("readmission_after_reablement_91d", dec, A)[:2] == (2, 5)
+    # readmission after reablement, December A: C1 (E12 45 days), C2 (F2 27 days), C5 and C7
+    # (E20, 90 days, from March's file; E13 the same day does not count); not C4 (E21 92 days)
+    assert cell("readmission_after_reablement_91d", dec, A)[:2] == (4, 5)
     assert cell("reablement_after_discharge_65plus", jan, A)[2] == 5
 
 
