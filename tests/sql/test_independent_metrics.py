@@ -369,10 +369,6 @@ def test_org_corners_an_icb_with_no_hwb_has_no_cells_on_either_side(org_corners)
     assert org_corners.filter(pl.col("area_code") == OTHER_ICB).height == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "flows/models/runner.py ROLLUP_SQL groups HWBs by their PARENT_CODE, whatever it names: a HWB "
-    "whose PARENT_CODE is no ICB in orgs makes area_type 'icb' cells under a code orgs does not "
-    "have (contract s3: 'The ICB's area_code is its code in orgs')"))
 def test_org_corners_icb_cells_are_only_for_icbs_in_orgs(org_corners):
     sql_only = org_corners.filter(pl.col("numerator").is_null()).select(KEY).unique()
     mine_only = org_corners.filter(pl.col("numerator_sql").is_null()).select(KEY).unique()
