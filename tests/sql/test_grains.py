@@ -45,8 +45,6 @@ SITREP = TEST_DATA / "healthyr-nhse-discharge" / "england_trust_criteria_to_resi
 KNOWN_EXCEPTIONS = {
     "provisional_cells": "one row per reason, so a cell provisional for two reasons repeats; "
                          "area_code is NULL where the reason holds in every area",
-    "stg_ons_population": "sex is NULL in ONS's persons-only estimates (no split by sex)",
-    "stg_population": "sex is NULL in the rows that come from ONS's persons-only estimates",
 }
 
 
