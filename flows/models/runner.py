@@ -26,7 +26,7 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
-from flows import ENGLAND_CODE, SQL_DIR
+from flows import ENGLAND_CODE, SQL_DIR, units
 from flows.db import relation_exists, rollback_quietly
 from flows.errors import JoinedUpError
 from flows.ingest.identifiers import withhold_numbers
@@ -34,7 +34,6 @@ from flows.months import month_end, next_month
 
 log = logging.getLogger("joinedup.runner")
 
-UNIT_SCALE = {"per_100k": 100000.0, "percent": 100.0, "days": 1.0, "count": 1.0, "mean": 1.0}
 HEADER = re.compile(r"^\s*/\*(.*?)\*/", re.S)
 RAW_DATASETS = {"raw_apc": "apc", "raw_reablement": "reablement", "raw_carehome": "carehome",
                 "raw_population": "population", "raw_plan": "plan", "raw_orgs": "orgs",
@@ -644,8 +643,9 @@ def _write_metric(con, project: Project, model: Model, month: date, params: dict
     metric_id = model.header["metric_id"]
     con.execute("delete from metric_cells where period_month = ? and metric_id = ?", [month, metric_id])
     sql = _rollup_sql(model)
+    scale = float(units.UNITS[model.header["unit"]].scale)
     con.execute("insert into metric_cells " + sql,
-                _used(sql, {**params, "metric_id": metric_id, "scale": UNIT_SCALE[model.header["unit"]]}))
+                _used(sql, {**params, "metric_id": metric_id, "scale": scale}))
     files = metric_inputs(project, model, month, index)
     con.execute("insert or replace into model_builds (period_month, model, sql_fingerprint, "
                 "input_fingerprint, input_files) values (?, ?, ?, ?, ?)",
