@@ -26,7 +26,7 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
-from flows import ENGLAND_CODE, SQL_DIR, units
+from flows import ENGLAND_CODE, SQL_DIR, schema, units
 from flows.db import relation_exists, rollback_quietly
 from flows.errors import JoinedUpError
 from flows.ingest.identifiers import withhold_numbers
@@ -40,37 +40,6 @@ RAW_DATASETS = {"raw_apc": "apc", "raw_reablement": "reablement", "raw_carehome"
                 "raw_changes": "changes", "raw_nhse_ae": "nhse_ae", "raw_nhse_discharge": "nhse_discharge",
                 "raw_ons_population": "ons_population"}
 
-RUNNER_SCHEMA = """
-create table if not exists metric_cells (
-    period_month date not null, area_type varchar not null, area_code varchar not null,
-    metric_id varchar not null, numerator double, denominator double, value double,
-    plan_value double, status varchar not null,
-    primary key (period_month, area_type, area_code, metric_id)
-);
-create table if not exists model_builds (
-    period_month date not null, model varchar not null, sql_fingerprint varchar not null,
-    input_fingerprint varchar not null, input_files integer[], built_at timestamp default current_timestamp,
-    primary key (period_month, model)
-);
-create table if not exists table_state (
-    model varchar primary key, sql_fingerprint varchar, file_ids integer[]
-);
-create table if not exists audit_results (
-    run_id varchar, period_month date, audit varchar, severity varchar, offending bigint,
-    example varchar, checked_at timestamp default current_timestamp
-);
-create table if not exists metric_catalog (
-    metric_id varchar primary key, title varchar, unit varchar, higher_is_better boolean,
-    numerator_label varchar, denominator_label varchar, unit_cost double, definition varchar,
-    official_id varchar, source varchar, sql_file varchar, sort_order integer,
-    follow_up_days integer, datasets varchar[]
-);
-alter table metric_catalog add column if not exists rollup varchar;
-create or replace view metric_values as
-    select period_month, area_type, area_code, metric_id, numerator, denominator, value,
-           plan_value, status
-    from metric_cells;
-"""
 
 
 @dataclass
@@ -227,7 +196,9 @@ class MonthPlan:
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(RUNNER_SCHEMA)
+    """The tables the runner writes, for a connection not opened by flows.db.connect (which
+    already creates them): their DDL is in flows/schema.py."""
+    schema.ensure(con)
 
 
 def loaded_months(con: duckdb.DuckDBPyConnection) -> list[date]:
