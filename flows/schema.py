@@ -114,10 +114,13 @@ create table if not exists published_checks (
 # Building: what the metric models computed, what was built from which files, the audits, the
 # catalogue the reports read, and the history of runs.
 BUILD_TABLES = """
+-- One row per month x area x metric as the metric's SQL computes it: by HWB (every HWB in
+-- orgs, numerator 0 where nothing happened) or by provider. ICB and England, the value, the plan
+-- and the status are views over it (sql/marts/metric_areas.sql, metric_values.sql).
 create table if not exists metric_cells (
     period_month date not null, area_type varchar not null, area_code varchar not null,
-    metric_id varchar not null, numerator double, denominator double, value double,
-    plan_value double, status varchar not null,
+    metric_id varchar not null, numerator double, denominator double,
+    parent_code varchar,   -- a provider's ICB as its file gives it (used where orgs lacks it)
     primary key (period_month, area_type, area_code, metric_id)
 );
 create table if not exists model_builds (
@@ -136,7 +139,7 @@ create table if not exists metric_catalog (
     metric_id varchar primary key, title varchar, unit varchar, higher_is_better boolean,
     numerator_label varchar, denominator_label varchar, unit_cost double, definition varchar,
     official_id varchar, source varchar, sql_file varchar, sort_order integer,
-    follow_up_days integer, datasets varchar[], rollup varchar
+    follow_up_days integer, datasets varchar[], rollup varchar, denominator_rollup varchar
 );
 create table if not exists run_log (
     run_id varchar primary key, flow varchar, parameters json, started_at timestamp,
@@ -145,10 +148,6 @@ create table if not exists run_log (
     audits json, durations json, report_index varchar, message varchar, failed_months json
 );
 create table if not exists schema_version (version integer not null);
-create or replace view metric_values as
-    select period_month, area_type, area_code, metric_id, numerator, denominator, value,
-           plan_value, status
-    from metric_cells;
 """
 
 # The contract's views of what was loaded (extracts contract s4).
@@ -172,8 +171,33 @@ def _add_columns_of_later_versions(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+def _cells_as_computed(con: duckdb.DuckDBPyConnection) -> None:
+    """metric_cells once held every area with its value, plan and status written in; it now
+    holds only what the metric's SQL computes. The HWB and provider rows are kept (so a month
+    whose rebuild fails still has figures); every metric's fingerprint changed with this
+    version, so the next build rebuilds every month and writes the providers' parent codes.
+    The catalogue gains each metric's denominator_rollup, which metric_areas reads."""
+    con.execute("alter table metric_catalog add column if not exists denominator_rollup varchar")
+    if not has_column(con, "metric_cells", "status"):
+        return
+    con.execute("""
+        drop view if exists metric_values;
+        drop view if exists metric_plan_variance;
+        drop view if exists metric_spc;
+        drop view if exists provisional_cells;
+        alter table metric_cells rename to metric_cells_before_a1;
+    """)
+    con.execute(BUILD_TABLES)
+    con.execute("""
+        insert into metric_cells by name
+        select period_month, area_type, area_code, metric_id, numerator, denominator
+        from metric_cells_before_a1 where area_type in ('hwb', 'provider');
+        drop table metric_cells_before_a1;
+    """)
+
+
 # In order; each runs once on a database whose recorded version is lower than its number.
-MIGRATIONS = ((1, _add_columns_of_later_versions),)
+MIGRATIONS = ((1, _add_columns_of_later_versions), (2, _cells_as_computed))
 VERSION = MIGRATIONS[-1][0]
 
 

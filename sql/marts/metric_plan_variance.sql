@@ -2,7 +2,7 @@
 model: metric_plan_variance
 kind: view
 grain: period_month, area_type, area_code, metric_id
-depends_on: metric_cells, metric_catalog, ref_units
+depends_on: metric_values, metric_catalog, ref_units
 description: Each cell against its plan: the variance in the metric's unit, the same variance as
   a count of the numerator's unit (e.g. admissions above plan = numerator - plan x denominator /
   scale), its cost in pounds where the metric has a unit cost (metric_catalog.unit_cost: £1,613
@@ -19,7 +19,7 @@ with cells as (
         u.has_denominator::boolean as has_denominator,
         -- financial year: April to March
         year(c.period_month) - case when month(c.period_month) < 4 then 1 else 0 end as financial_year
-    from metric_cells as c
+    from metric_values as c
     join metric_catalog as k using (metric_id)
     left join ref_units as u on u.unit = k.unit
 ),
