@@ -208,11 +208,19 @@ def ensure(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(BUILD_TABLES)
     con.execute(CONTRACT_VIEWS)
     version = VERSION if new else recorded_version(con)
-    for number, migrate in MIGRATIONS:
-        if number > version:
-            migrate(con)
-    if version != VERSION or new:
+    if version == VERSION and not new:
+        return
+    # all or nothing: a migration that fails leaves the database as the earlier version made it
+    con.execute("begin transaction")
+    try:
+        for number, migrate in MIGRATIONS:
+            if number > version:
+                migrate(con)
         con.execute("delete from schema_version; insert into schema_version values (?)", [VERSION])
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
 
 
 def recorded_version(con: duckdb.DuckDBPyConnection) -> int:
