@@ -24,15 +24,6 @@ from flows.lock import writer_lock
 from flows.models import runner
 from flows.settings import Settings
 
-RUN_LOG_SCHEMA = """
-create table if not exists run_log (
-    run_id varchar primary key, flow varchar, parameters json, started_at timestamp,
-    finished_at timestamp, status varchar, months_built date[], files_loaded integer,
-    files_rejected integer, files_duplicate integer, rows_loaded bigint, rows_quarantined bigint,
-    audits json, durations json, report_index varchar, message varchar
-);
-alter table run_log add column if not exists failed_months json;
-"""
 RUN_LOG_COLUMNS = ("run_id, flow, parameters, started_at, finished_at, status, months_built, "
                    "files_loaded, files_rejected, files_duplicate, rows_loaded, rows_quarantined, "
                    "audits, durations, report_index, message, failed_months")
@@ -80,10 +71,8 @@ class RunRecord:
 def open_writer(settings: Settings):
     """Hold the writer lock, then open the database; one writer process at a time."""
     with writer_lock(settings.db, wait_seconds=settings.lock_wait):
-        con = db.connect(settings.db)
+        con = db.connect(settings.db)   # creates or migrates the tables (flows/schema.py)
         try:
-            runner.ensure_schema(con)
-            con.execute(RUN_LOG_SCHEMA)
             yield con
         finally:
             con.close()

@@ -10,6 +10,7 @@ from rich.table import Table
 from flows.db import relation_exists
 from flows.errors import UserError
 from flows.models import runner
+from flows.schema import has_column
 from flows.settings import Settings
 
 
@@ -53,13 +54,9 @@ def _runs_table(con, limit: int) -> Table:
     return table
 
 
-def _has_column(con, table: str, column: str) -> bool:
-    return con.execute("select count(*) > 0 from information_schema.columns "
-                       "where table_name = ? and column_name = ?", [table, column]).fetchone()[0]
-
-
 def _latest_run_failures(con) -> str | None:
-    if not relation_exists(con, "run_log") or not _has_column(con, "run_log", "failed_months"):
+    # a read-only look cannot migrate: a database older than run_log.failed_months has none
+    if not relation_exists(con, "run_log") or not has_column(con, "run_log", "failed_months"):
         return None
     row = con.execute("select run_id, failed_months from run_log "
                       "order by started_at desc limit 1").fetchone()

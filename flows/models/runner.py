@@ -4,11 +4,12 @@ Every `sql/**/*.sql` file starts with a header comment of `key: value` lines (se
 sql/README.md). Kinds:
   view    - a persistent view, re-created at the start of every build
   table   - a temporary table materialised once per build (shared by every month's models)
-  metric  - one month's numerator and denominator per HWB; the runner rolls it up to ICB and
-            England, computes value, plan_value and status, and writes `metric_cells`.
-            With `rollup: provider` the metric is a provider-level measure: one row per provider
-            (org_code, parent_code, numerator, denominator), rolled up to ICB and England
-            (see PROVIDER_ROLLUP_SQL)
+  metric  - one month's numerator and denominator per HWB (or, with `rollup: provider`, per
+            provider); the runner writes them to `metric_cells` through the `cells` model of the
+            metric's roll-up (sql/cells). ICB, England, value, plan and status are views over
+            metric_cells (sql/marts/metric_areas.sql, metric_values.sql), never written.
+  cells   - sql/cells: a metric's rows for the month (the temp table `metric_output`) as
+            metric_cells rows, one model per roll-up
   audit   - sql/audits: returns offending rows for one month; `severity: fail` blocks the month
 """
 from __future__ import annotations
@@ -26,7 +27,7 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
-from flows import ENGLAND_CODE, SQL_DIR
+from flows import SQL_DIR, schema, units
 from flows.db import relation_exists, rollback_quietly
 from flows.errors import JoinedUpError
 from flows.ingest.identifiers import withhold_numbers
@@ -34,44 +35,12 @@ from flows.months import month_end, next_month
 
 log = logging.getLogger("joinedup.runner")
 
-UNIT_SCALE = {"per_100k": 100000.0, "percent": 100.0, "days": 1.0, "count": 1.0, "mean": 1.0}
 HEADER = re.compile(r"^\s*/\*(.*?)\*/", re.S)
 RAW_DATASETS = {"raw_apc": "apc", "raw_reablement": "reablement", "raw_carehome": "carehome",
                 "raw_population": "population", "raw_plan": "plan", "raw_orgs": "orgs",
                 "raw_changes": "changes", "raw_nhse_ae": "nhse_ae", "raw_nhse_discharge": "nhse_discharge",
                 "raw_ons_population": "ons_population"}
 
-RUNNER_SCHEMA = """
-create table if not exists metric_cells (
-    period_month date not null, area_type varchar not null, area_code varchar not null,
-    metric_id varchar not null, numerator double, denominator double, value double,
-    plan_value double, status varchar not null,
-    primary key (period_month, area_type, area_code, metric_id)
-);
-create table if not exists model_builds (
-    period_month date not null, model varchar not null, sql_fingerprint varchar not null,
-    input_fingerprint varchar not null, input_files integer[], built_at timestamp default current_timestamp,
-    primary key (period_month, model)
-);
-create table if not exists table_state (
-    model varchar primary key, sql_fingerprint varchar, file_ids integer[]
-);
-create table if not exists audit_results (
-    run_id varchar, period_month date, audit varchar, severity varchar, offending bigint,
-    example varchar, checked_at timestamp default current_timestamp
-);
-create table if not exists metric_catalog (
-    metric_id varchar primary key, title varchar, unit varchar, higher_is_better boolean,
-    numerator_label varchar, denominator_label varchar, unit_cost double, definition varchar,
-    official_id varchar, source varchar, sql_file varchar, sort_order integer,
-    follow_up_days integer, datasets varchar[]
-);
-alter table metric_catalog add column if not exists rollup varchar;
-create or replace view metric_values as
-    select period_month, area_type, area_code, metric_id, numerator, denominator, value,
-           plan_value, status
-    from metric_cells;
-"""
 
 
 @dataclass
@@ -96,7 +65,8 @@ class Project:
     _fingerprints: dict[str, str] = field(default_factory=dict, repr=False)
 
     def upstream(self, name: str) -> list[Model]:
-        """The model and every model it reads, dependencies first."""
+        """The model and every model it reads, dependencies first; for a metric, also the
+        `cells` model that writes its rows (and what that reads, e.g. dim_hwb)."""
         seen: dict[str, Model] = {}
 
         def visit(n: str) -> None:
@@ -106,7 +76,17 @@ class Project:
                 visit(d)
             seen[n] = self.models[n]
         visit(name)
+        if self.models[name].kind == "metric":
+            visit(self.cells_model(self.models[name]).name)
         return list(seen.values())
+
+    def cells_model(self, metric: Model) -> Model:
+        """The sql/cells model of the metric's `rollup:` header (hwb unless it says provider)."""
+        return self.cells[metric.header.get("rollup", "hwb")]
+
+    @property
+    def cells(self) -> dict[str, Model]:
+        return {m.header["rollup"]: m for m in self.models.values() if m.kind == "cells"}
 
     def datasets_of(self, name: str) -> set[str]:
         return set().union(*(m.datasets for m in self.upstream(name)))
@@ -119,11 +99,8 @@ class Project:
 
     def _compute_fingerprint(self, name: str) -> str:
         digest = hashlib.sha256()
-        for model in self.upstream(name):
+        for model in self.upstream(name):   # a metric's `rollup:` picks its cells model, in here
             digest.update(model.sql.encode())
-            for key in ("rollup", "denominator_rollup"):     # header lines that change the figures
-                if key in model.header:
-                    digest.update(f"{key}: {model.header[key]}".encode())
             for dep in model.depends_on:
                 ref = self.sql_dir / "reference" / f"{dep}.csv"
                 if ref.exists():
@@ -197,7 +174,22 @@ def load_project(sql_dir: Path | None = None) -> Project:
             if model.name in models:
                 raise JoinedUpError(f"model {model.name} is defined twice ({path})")
             models[model.name] = model
-    return Project(models, audits, sql_dir)
+    project = Project(models, audits, sql_dir)
+    for metric in project.metrics:
+        _check_metric_header(project, metric)
+    return project
+
+
+def _check_metric_header(project: Project, metric: Model) -> None:
+    """A metric's unit must be in ref_units.csv and its roll-up one that sql/cells has, or its
+    cells could not be written or valued."""
+    if metric.header.get("unit") not in units.UNITS:
+        raise JoinedUpError(f"{metric.path}: unit must be one of {', '.join(units.UNITS)} "
+                            f"(sql/reference/ref_units.csv), not {metric.header.get('unit')}")
+    if metric.header.get("rollup", "hwb") not in project.cells:
+        raise JoinedUpError(f"{metric.path}: rollup must be one of {', '.join(sorted(project.cells))}")
+    if metric.header.get("denominator_rollup", "sum") not in ("sum", "max"):
+        raise JoinedUpError(f"{metric.path}: denominator_rollup must be sum or max")
 
 
 def check_dependencies(project: Project) -> list[str]:
@@ -228,7 +220,9 @@ class MonthPlan:
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(RUNNER_SCHEMA)
+    """The tables the runner writes, for a connection not opened by flows.db.connect (which
+    already creates them): their DDL is in flows/schema.py."""
+    schema.ensure(con)
 
 
 def loaded_months(con: duckdb.DuckDBPyConnection) -> list[date]:
@@ -296,7 +290,7 @@ def metric_inputs(project: Project, model: Model, month: date,
     The later files count only while a dataset the month's cohort comes from (the datasets it
     reads, less those it reads ahead) has rows in the month: with no cohort, later data cannot
     change its cells (a readmission after reablement needs a reablement row in the month)."""
-    files = index.files(month, _metric_datasets(project, model))
+    files = index.files(month, project.datasets_of(model.name))
     ahead = reads_ahead(model)
     if ahead and index.has_rows(month, project.datasets_of(model.name) - set(ahead)):
         later = [f for dataset, days in ahead.items() for f in index.files_ahead(month, dataset, days)]
@@ -323,11 +317,6 @@ def plan_months(con: duckdb.DuckDBPyConnection, project: Project, months: list[d
                 plan.models[model.name] = reason
         plans.append(plan)
     return plans
-
-
-def _metric_datasets(project: Project, model: Model) -> set[str]:
-    # plan values and the org tree feed every metric's cells, whatever its SQL reads.
-    return project.datasets_of(model.name) | {"plan", "orgs"}
 
 
 def _stale_reason(con, project: Project, model: Model, month: date, built: tuple | None,
@@ -465,14 +454,15 @@ def write_catalog(con, project: Project) -> None:
         h = model.header
         con.execute("insert into metric_catalog (metric_id, title, unit, higher_is_better, "
                     "numerator_label, denominator_label, unit_cost, definition, official_id, "
-                    "source, sql_file, sort_order, follow_up_days, datasets, rollup) "
-                    "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+                    "source, sql_file, sort_order, follow_up_days, datasets, rollup, "
+                    "denominator_rollup) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
             h["metric_id"], h.get("title", h["metric_id"]), h["unit"],
             h.get("higher_is_better", "false").lower() == "true", h.get("numerator_label"),
             h.get("denominator_label"), float(h["unit_cost"]) if h.get("unit_cost") else None,
             h.get("definition") or h.get("description"), h.get("official_id"), h.get("source"),
             str(model.path.relative_to(project.sql_dir.parent)), order, int(h.get("follow_up_days", 0)),
-            sorted(project.datasets_of(model.name)), h.get("rollup", "hwb")])
+            sorted(project.datasets_of(model.name)), h.get("rollup", "hwb"),
+            h.get("denominator_rollup", "sum")])
 
 
 def build_months(con, project: Project, plans: list[MonthPlan], *, run_id: str,
@@ -494,7 +484,6 @@ def build_months(con, project: Project, plans: list[MonthPlan], *, run_id: str,
             result.months_built.append(plan.month)
         if on_month:
             on_month(plan)
-    update_statuses(con)
     return result
 
 
@@ -564,88 +553,15 @@ def _used(sql: str, params: dict) -> dict:
     return {k: v for k, v in params.items() if f"${k}" in sql}
 
 
-ROLLUP_SQL = """
-with m as ({metric_sql}),
-hwb as (
-    select h.area_code, h.icb_code, coalesce(m.numerator, 0) as numerator, m.denominator
-    from dim_hwb h left join m using (area_code)
-),
-areas as (
-    select 'hwb' as area_type, area_code, numerator, denominator from hwb
-    union all
-    -- a rate is never computed from a partial population: one missing HWB makes it NULL
-    select 'icb', icb_code, sum(numerator),
-           case when count(denominator) = count(*) then sum(denominator) end
-    from hwb where icb_code is not null group by icb_code
-    union all
-    select 'england', '{england}', sum(numerator),
-           case when count(denominator) = count(*) then sum(denominator) end
-    from hwb
-)
-select $period_start::date, a.area_type, a.area_code, $metric_id, a.numerator, a.denominator,
-       $scale * a.numerator / nullif(a.denominator, 0), p.plan_value, 'final'
-from areas a
-left join stg_plan p on p.area_code = a.area_code and p.metric_id = $metric_id
-     and p.period = $period_start::date
-"""
-
-
-PROVIDER_ROLLUP_SQL = """
-with m as ({metric_sql}),
-icbs as (
-    -- only ICBs that orgs lists as ICBs and that the HWB roll-up has, so that every area in
-    -- metric_values has every contract metric
-    select distinct o.org_code from stg_orgs o join dim_hwb h on h.icb_code = o.org_code
-    where o.org_type = 'ICB'
-),
-providers as (
-    -- the provider's parent from orgs when orgs lists it, else the parent the file gives
-    select upper(trim(m.org_code)) as org_code,
-           case when o.org_code is not null then o.parent_code
-                else upper(trim(m.parent_code)) end as icb_code,
-           m.numerator, m.denominator
-    from m left join stg_orgs o on o.org_code = upper(trim(m.org_code))
-),
-areas as (
-    select 'provider' as area_type, org_code as area_code, numerator, denominator from providers
-    union all
-    select 'icb', icb_code, sum(numerator), {denominator}(denominator)
-    from providers where icb_code in (select org_code from icbs) group by icb_code
-    union all
-    select 'england', '{england}', sum(numerator), {denominator}(denominator)
-    from providers having count(*) > 0
-)
-select $period_start::date, a.area_type, a.area_code, $metric_id, a.numerator, a.denominator,
-       {value}, p.plan_value, 'final'
-from areas a
-left join stg_plan p on p.area_code = a.area_code and p.metric_id = $metric_id
-     and p.period = $period_start::date
-"""
-
-
-def _rollup_sql(model: Model) -> str:
-    """The roll-up for the metric's header: by HWB of residence (default) or by provider.
-
-    Provider roll-up: a `count` has value = numerator (no denominator); `denominator_rollup:
-    max` takes an area's denominator as the largest of its providers' (e.g. days with data)."""
-    if model.header.get("rollup", "hwb") != "provider":
-        return ROLLUP_SQL.format(metric_sql=model.sql, england=ENGLAND_CODE)
-    denominator = model.header.get("denominator_rollup", "sum")
-    if denominator not in ("sum", "max"):
-        raise JoinedUpError(f"{model.path}: denominator_rollup must be sum or max, not {denominator}")
-    value = ("$scale * a.numerator" if model.header["unit"] == "count"
-             else "$scale * a.numerator / nullif(a.denominator, 0)")
-    return PROVIDER_ROLLUP_SQL.format(metric_sql=model.sql, england=ENGLAND_CODE,
-                                      denominator=denominator, value=value)
-
-
 def _write_metric(con, project: Project, model: Model, month: date, params: dict,
                   index: InputIndex) -> None:
+    """The metric's rows for the month, through its roll-up's cells model, into metric_cells."""
     metric_id = model.header["metric_id"]
     con.execute("delete from metric_cells where period_month = ? and metric_id = ?", [month, metric_id])
-    sql = _rollup_sql(model)
-    con.execute("insert into metric_cells " + sql,
-                _used(sql, {**params, "metric_id": metric_id, "scale": UNIT_SCALE[model.header["unit"]]}))
+    con.execute(f"create or replace temp table metric_output as {model.sql}", _used(model.sql, params))
+    cells = project.cells_model(model)
+    con.execute(f"insert into metric_cells by name {cells.sql}",
+                _used(cells.sql, {**params, "metric_id": metric_id}))
     files = metric_inputs(project, model, month, index)
     con.execute("insert or replace into model_builds (period_month, model, sql_fingerprint, "
                 "input_fingerprint, input_files) values (?, ?, ?, ?, ?)",
@@ -669,14 +585,3 @@ def _record_audits(con, audits: list[dict], run_id: str) -> None:
     for a in audits:
         con.execute("insert into audit_results values (?, ?, ?, ?, ?, ?, current_timestamp)",
                     [run_id, a["month"], a["audit"], a["severity"], a["offending"], a["example"]])
-
-
-def update_statuses(con) -> None:
-    """Recompute every cell's status: cheap, and it changes as later data arrive."""
-    con.execute("update metric_cells set status = 'final'")
-    con.execute("""
-        update metric_cells c set status = 'provisional'
-        from provisional_cells p
-        where c.period_month = p.period_month and c.metric_id = p.metric_id
-          and (p.area_code is null or c.area_code = p.area_code)
-    """)

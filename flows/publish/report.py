@@ -36,7 +36,7 @@ import duckdb
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from flows import ENGLAND_CODE, TEMPLATES_DIR, paths
+from flows import ENGLAND_CODE, TEMPLATES_DIR, paths, units
 from flows.db import relation_exists
 from flows.errors import UnsafeOutputPath
 from flows.months import add_months, financial_year_start, month_code, month_range
@@ -51,11 +51,6 @@ WINDOW_MONTHS = 24            # months shown in each trend chart and table
 # Starting chart worker processes costs about a second; below this many charts one process wins.
 POOL_MIN_CHARTS = 200
 AMBER_TOLERANCE = 0.05        # amber: worse than plan by at most 5% of the plan value
-# value = scale × numerator / denominator; a count's value is its numerator (scale None).
-# A unit not listed here is treated as a plain ratio (scale 1) and labelled with its name.
-UNIT_SCALE = {"per_100k": 100_000, "percent": 100, "days": 1, "mean": 1, "count": None}
-UNIT_LABEL = {"per_100k": "per 100,000", "percent": "%", "days": "days", "mean": "average",
-              "count": "number"}
 ORG_AREA_TYPE = {"HWB": "hwb", "ICB": "icb", "PROVIDER": "provider"}
 PROVIDER_ROLLUP = "provider"  # metric_catalog.rollup of measures published by hospital provider
 AREA_TYPE_ORDER = {"england": 0, "icb": 1, "hwb": 2, "provider": 3}
@@ -122,11 +117,11 @@ class Metric:
 
     @property
     def scale(self) -> int | None:
-        return UNIT_SCALE.get(self.unit, 1)
+        return units.scale(self.unit)
 
     @property
     def unit_label(self) -> str:
-        return UNIT_LABEL.get(self.unit, self.unit)
+        return units.label(self.unit)
 
     @property
     def anchor(self) -> str:

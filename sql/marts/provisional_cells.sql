@@ -1,14 +1,17 @@
 /*
 model: provisional_cells
 kind: view
-grain: period_month, metric_id, area_code
-depends_on: deliveries, metric_cells, metric_catalog, dim_hwb, stg_reablement, files, file_months, ref_england
-description: Which cells are provisional, and why. A month is provisional for a metric while its
-  follow-up window (metric_catalog.follow_up_days) has not passed by the end of the latest period
-  loaded (of the datasets it reads; of any dataset while none of those has arrived), or while an expected file is missing (a provider or local authority is expected every
-  month from its first delivery on), or while no loaded file of a dataset the metric reads covers
-  the month at all (e.g. a month loaded only from NHS England's published A&E files: its apc
-  metrics are zeros until apc extracts arrive). area_code NULL means every area.
+grain: period_month, area_type, area_code, metric_id
+depends_on: deliveries, metric_cells, metric_areas, metric_catalog, dim_hwb, stg_reablement, files, file_months, ref_england
+description: Which cells are provisional, and why: one row per provisional cell of metric_areas,
+  with its reasons sorted; metric_values reads each cell's status from here when the figures are
+  read (nothing writes a status). A month is provisional for a metric while its follow-up window
+  (metric_catalog.follow_up_days) has not passed by the end of the latest period loaded (of the
+  datasets it reads; of any dataset while none of those has arrived), or while an expected file
+  is missing (a provider or local authority is expected every month from its first delivery
+  on), or while no loaded file of a dataset the metric reads covers the month at all (e.g. a
+  month loaded only from NHS England's published A&E files: its apc metrics are zeros until apc
+  extracts arrive). A reason found for every area (area_code NULL below) holds in each.
   Linked metrics (extracts 3a) read apc and a council dataset: a missing apc file of any
   provider makes every area provisional, a missing council file only its own area (with its ICB
   and England), as for the other metrics; rows awaiting a 91-day status do not hold them back.
@@ -91,10 +94,24 @@ no_extract as (
                  or f.file_id in (select m.file_id from file_months as m
                                   where m.month = c.period_month or m.month is null))
       )
+),
+
+reasons as (
+    select * from follow_up
+    union all select * from no_extract
+    union all select * from missing_provider
+    union all select * from missing_council
+    union all select * from awaiting_status
 )
 
-select * from follow_up
-union all select * from no_extract
-union all select * from missing_provider
-union all select * from missing_council
-union all select * from awaiting_status
+select
+    a.period_month,
+    a.area_type,
+    a.area_code,
+    a.metric_id,
+    list_sort(list(distinct r.reason)) as reasons
+from metric_areas as a
+join reasons as r
+    on r.period_month = a.period_month and r.metric_id = a.metric_id
+    and (r.area_code is null or r.area_code = a.area_code)
+group by all

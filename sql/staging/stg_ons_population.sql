@@ -6,9 +6,10 @@ depends_on: raw_ons_population
 description: ONS mid-year estimates loaded from the published MYE2 table (any file name), by area
   (every geography ONS lists: countries, regions, counties, districts, unitary authorities),
   mid-year and single year of age (90 = 90 and over). For a key in several files the latest file
-  wins. ONS publishes persons, males and females tables: a persons table (sex NULL) is used where
-  one is loaded for the (area, year); otherwise males and females, and only when both are loaded,
-  so a population is never counted twice nor from one sex alone.
+  wins. ONS publishes persons, males and females tables: a persons table (loaded with sex NULL,
+  given here as sex 0, all persons) is used where one is loaded for the (area, year); otherwise
+  males and females, and only when both are loaded, so a population is never counted twice nor
+  from one sex alone.
 */
 with ranked as (
     select
@@ -31,7 +32,12 @@ tables as (
     group by area_code, year
 )
 
-select r.area_code, r.year, r.sex, r.age, r.population
+select
+    r.area_code,
+    r.year,
+    coalesce(r.sex, '0') as sex,  -- 0: all persons (ONS's code in its Nomis tables), 1 males, 2 females
+    r.age,
+    r.population
 from ranked as r
 join tables as t on t.area_code = r.area_code and t.year = r.year
 where r.recency = 1

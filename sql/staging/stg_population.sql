@@ -5,7 +5,7 @@ grain: area_code, year, sex, age
 depends_on: raw_population, stg_ons_population
 description: ONS mid-year resident population; for a key in several files the latest file wins.
   The contract's `population` files come first; for an (area, year) that no `population` file
-  covers, ONS's published table (stg_ons_population, persons with sex NULL) fills in. An (area,
+  covers, ONS's published table (stg_ons_population, all persons as sex 0) fills in. An (area,
   year) is taken from one source only, so it is never counted twice.
 */
 with ranked as (

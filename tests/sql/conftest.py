@@ -18,7 +18,6 @@ from flows.ingest.loader import load_landing
 from flows.models.runner import (
     Project,
     build_months,
-    ensure_schema,
     load_project,
     loaded_months,
     plan_months,
@@ -70,7 +69,6 @@ def write_reference(landing: Path) -> Path:
 def build(con, landing: Path, *metrics: str):
     """Load what is new in the landing folder and rebuild the stale months, as a run does; given
     metric ids, build only those metrics (with every view and table, and the audits)."""
-    ensure_schema(con)
     summary = load_landing(con, landing, pseudo_key=None)
     project = only_metrics(load_project(), metrics) if metrics else load_project()
     write_catalog(con, project)
@@ -119,6 +117,5 @@ def landing(tmp_path) -> Path:
 @pytest.fixture
 def con(tmp_path):
     con = connect(tmp_path / "t.duckdb")
-    ensure_schema(con)
     yield con
     con.close()

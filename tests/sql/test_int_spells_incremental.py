@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flows.db import connect
 from flows.ingest.loader import load_landing
-from flows.models.runner import create_views, ensure_schema, load_project
+from flows.models.runner import create_views, load_project
 from tests.sql.conftest import APC_HEADER, HWB_A, write_csv, write_reference
 
 
@@ -20,7 +20,6 @@ def test_incremental_refresh_equals_a_full_rebuild(tmp_path):
     landing = write_reference(tmp_path / "landing")
     write_csv(landing / "apc_R0A_2025-05.csv", APC_HEADER, spell("S1", "2025-05-03"), spell("S2", "2025-05-10"))
     con = connect(tmp_path / "t.duckdb")
-    ensure_schema(con)
     project = load_project()
     load_landing(con, landing, pseudo_key=None)
     create_views(con, project, tables=True)

@@ -23,7 +23,7 @@ import pytest
 
 from flows.db import connect
 from flows.ingest.loader import load_landing
-from flows.models.runner import ensure_schema, load_project, loaded_months, plan_months
+from flows.models.runner import load_project, loaded_months, plan_months
 from tests.sql.conftest import (
     APC_HEADER,
     CAREHOME_HEADER,
@@ -69,7 +69,6 @@ def base(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("linked-staleness")
     landing = write_landing(tmp / "landing")
     con = connect(tmp / "base.duckdb")
-    ensure_schema(con)
     build(con, landing, load_project())
     con.close()
     return tmp / "base.duckdb", landing
@@ -81,7 +80,6 @@ def work(base, tmp_path):
     shutil.copy(db, tmp_path / "t.duckdb")
     shutil.copytree(landing, tmp_path / "landing")
     con = connect(tmp_path / "t.duckdb")
-    ensure_schema(con)
     yield con, tmp_path / "landing"
     con.close()
 
@@ -151,7 +149,6 @@ def test_later_data_does_not_make_a_month_without_a_cohort_stale(tmp_path):
     # after it can change May's readmission after reablement
     landing = write_landing(tmp_path / "landing", council_from="2025-06")
     con = connect(tmp_path / "t.duckdb")
-    ensure_schema(con)
     build(con, landing, load_project())
     write_csv(landing / "apc_RM3_2025-08_resubmission.csv", APC_HEADER, *apc_rows("RM3", "2025-08", "11"))
     stale = stale_after_loading(con, landing)

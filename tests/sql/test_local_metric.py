@@ -236,7 +236,6 @@ def test_write_catalog_accepts_a_project_from_another_directory(tmp_path):
     project = runner.load_project(local_sql_dir(tmp_path))
     con = connect(tmp_path / "t.duckdb")
     try:
-        runner.ensure_schema(con)
         runner.write_catalog(con, project)
         assert con.execute("select sql_file from metric_catalog where metric_id = ?",
                            [METRIC]).fetchone() == (f"sql/metrics/{METRIC}.sql",)

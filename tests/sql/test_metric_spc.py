@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from flows.db import connect
-from flows.models.runner import create_views, ensure_schema, load_project, loaded_months, plan_months
+from flows.models.runner import create_views, load_project, loaded_months, plan_months
 from flows.settings import SpcSettings, apply_spc_settings
 from tests.sql import spc_reference as ref
 from tests.sql.conftest import HWB_A, ICB, build, write_csv, write_reference
@@ -21,9 +21,14 @@ MISSING = object()          # no metric_values row for the month at all
 
 @pytest.fixture
 def con(tmp_path):
+    """metric_spc over hand-made metric_values: the view is replaced by a table of the contract's
+    columns (extracts contract s4), so a test sets each month's value, plan and status itself."""
     con = connect(tmp_path / "spc.duckdb")
-    ensure_schema(con)
     create_views(con, load_project())
+    con.execute("drop view metric_values")
+    con.execute("""create table metric_values (period_month date, area_type varchar,
+        area_code varchar, metric_id varchar, numerator double, denominator double, value double,
+        plan_value double, status varchar)""")
     return con
 
 
@@ -39,13 +44,13 @@ def add_metric(con, metric_id="m", higher_is_better: bool | None = True) -> None
 
 def add_series(con, values, *, metric_id="m", area_code="A", area_type="hwb", plan=None,
                provisional=(), higher_is_better: bool | None = True) -> None:
-    """One metric_cells row per month from 2023-01; MISSING leaves the month out, None is a row
+    """One metric_values row per month from 2023-01; MISSING leaves the month out, None is a row
     with no value; `provisional` are month indexes whose status is provisional."""
     add_metric(con, metric_id, higher_is_better)
     for i, v in enumerate(values):
         if v is MISSING:
             continue
-        con.execute("insert into metric_cells values (?, ?, ?, ?, null, null, ?, ?, ?)",
+        con.execute("insert into metric_values values (?, ?, ?, ?, null, null, ?, ?, ?)",
                     [month(i), area_type, area_code, metric_id, v, plan,
                      "provisional" if i in provisional else "final"])
 

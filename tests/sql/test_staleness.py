@@ -29,7 +29,7 @@ import pytest
 from flows import monthly, pipeline
 from flows.db import connect
 from flows.ingest.loader import load_landing
-from flows.models.runner import build_months, ensure_schema, load_project, loaded_months, plan_months
+from flows.models.runner import build_months, load_project, loaded_months, plan_months
 from flows.settings import Settings
 from tests.sql.conftest import APC_HEADER, ENGLAND, HWB_A, HWB_B, build, cells, write_csv, write_reference
 
@@ -90,7 +90,6 @@ def work(base, tmp_path):
 @pytest.fixture
 def con(work):
     con = connect(work[0])
-    ensure_schema(con)
     yield con
     con.close()
 

@@ -83,8 +83,9 @@ def test_a_changed_figure_redraws_only_the_pages_that_show_it(con, tmp_path, cha
     report.render_reports(con, reports, [month], workers=1)
     first = _pages(reports, month)
     changed, unchanged = AREAS[0].code, AREAS[1].code
-    con.execute("update metric_cells set numerator = numerator + 40, value = value * 1.5 "
-                "where period_month = ? and area_code = ? and metric_id = 'emergency_admissions'",
+    # a plan is one area's alone (an HWB's numerator would change its ICB's and England's too)
+    con.execute("update raw_plan set plan_value = plan_value * 1.5 "
+                "where period = ? and area_code = ? and metric_id = 'emergency_admissions'",
                 [month, changed])
     report.render_reports(con, reports, [month], workers=1)
     after = _pages(reports, month)
@@ -149,8 +150,9 @@ def test_a_month_whose_report_data_is_unchanged_builds_no_page_at_all(con, tmp_p
     report.render_reports(con, reports, [month], workers=1)
     assert built == [] and _pages(reports, month) == first
     # a change anywhere in the data: each page is judged on its own again
-    con.execute("update metric_cells set numerator = numerator + 40, value = value * 1.5 "
-                "where period_month = ? and area_code = ? and metric_id = 'emergency_admissions'",
+    # a plan is one area's alone (an HWB's numerator would change its ICB's and England's too)
+    con.execute("update raw_plan set plan_value = plan_value * 1.5 "
+                "where period = ? and area_code = ? and metric_id = 'emergency_admissions'",
                 [month, AREAS[1].code])
     report.render_reports(con, reports, [month], workers=1)
     assert len(built) == 1
