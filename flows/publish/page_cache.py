@@ -5,9 +5,9 @@ A page's digest is the SHA-256 of everything its HTML is made from:
 - its context (every figure, label, chart series and data-quality row the page shows),
   pickled without memo, so equal values give equal bytes however objects are shared (dicts
   keep the order the report code builds them in, which depends only on the data);
-- the source of every template and of the modules that turn a context into HTML and SVG
-  (`report.py`, `charts.py`, `sdc.py`), so a changed template, filter or chart style changes
-  every digest;
+- the source of every template and of the modules that turn the database's rows into HTML
+  and SVG (RENDERING_MODULES), so a changed template, filter or chart style changes every
+  digest;
 - the code lists in `sql/reference/` (labels and groupings the pages quote).
 
 Each month has a manifest, `reports/.page-digests/<YYYY-MM>.json` (file name -> digest),
@@ -31,7 +31,8 @@ import flows
 
 MANIFESTS = ".page-digests"   # reports/.page-digests/<YYYY-MM>.json: page name -> digest
 DATA_KEY = ".data"           # the manifest's entry for the month's report data
-RENDERING_MODULES = ("publish/report.py", "publish/charts.py", "publish/sdc.py")
+RENDERING_MODULES = tuple(f"publish/{name}.py" for name in (
+    "report", "report_data", "figures", "wording", "pages", "charts", "exports", "sdc"))
 
 
 @lru_cache(maxsize=1)

@@ -9,7 +9,7 @@ import pytest
 from report_db import CORNWALL, ENGLAND, SCILLY
 
 from flows.errors import DisclosureError
-from flows.publish import report, sdc
+from flows.publish import exports, sdc, wording
 from flows.publish.report import render_reports
 
 NOV = date(2025, 11, 1)
@@ -94,7 +94,7 @@ def test_check_accepts_published_figures():
 
 def test_templates_refuse_raw_counts():
     with pytest.raises(TypeError, match="flows.publish.sdc"):
-        report.format_count(3)
+        wording.format_count(3)
 
 
 # --- proved on a small area: the Isles of Scilly -------------------------------------------------
@@ -146,13 +146,13 @@ def test_a_leak_blocks_the_page_and_the_export(report_con, tmp_path, monkeypatch
 
 
 def test_a_leak_in_the_export_alone_blocks_it(report_con, tmp_path, monkeypatch):
-    original = report._export_row
+    original = exports._export_row
 
     def leaky_export(data, month, area, area_type, metric):
         row = original(data, month, area, area_type, metric)
         source = data.sources[(area.code, month, metric.metric_id)]
         return row | {"numerator": source.numerator}  # the unsuppressed number
-    monkeypatch.setattr(report, "_export_row", leaky_export)
+    monkeypatch.setattr(exports, "_export_row", leaky_export)
     with pytest.raises(DisclosureError, match="figures.csv"):
         render_reports(report_con, tmp_path / "reports", [NOV], workers=1)
     assert not (tmp_path / "reports" / "2025-11" / f"{CORNWALL}.html").exists()
