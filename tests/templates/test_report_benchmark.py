@@ -23,7 +23,7 @@ def backfill_db(tmp_path_factory):
     """One ICB with two HWBs (3 pages), 12 metrics, 47 months: every window is full."""
     path = report_db.build(tmp_path_factory.mktemp("bench") / "bench.duckdb", first=date(2021, 12, 1))
     with duckdb.connect(str(path)) as con:
-        con.execute("delete from metric_values where area_code in (?, ?)",
+        con.execute("delete from metric_cells where area_code in (?, ?)",
                     [report_db.GM_ICB, report_db.TRAFFORD])
         for i in range(8):
             report_db.add_local_metric(con, f"local_metric_{i}", title=f"Local metric {i}",
