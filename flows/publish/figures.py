@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 
 from flows import ENGLAND_CODE
 from flows.months import add_months, financial_year_start, month_range
@@ -192,12 +193,27 @@ def _cost(count: sdc.Count | None, source_cost: float | None, metric: Metric,
 
 def _ytd_cell(data: ReportData, area: Area, month: date, metric: Metric) -> sdc.Cell:
     """The financial year to date's counts, to decide whether its difference from plan shows."""
-    rows = [s for m in month_range(financial_year_start(month), month)
-            if (s := data.sources.get((area.code, m, metric.metric_id))) and s.numerator is not None]
-    return sdc.publish_cell(sum(s.numerator for s in rows) if rows else None,
-                            sum(s.denominator or 0 for s in rows) if rows else None,
+    numerator, denominator, months = _ytd_sums(data, area.code, month, metric.metric_id)
+    return sdc.publish_cell(numerator if months else None, denominator if months else None,
                             scale=metric.scale, national=area.type == "england",
                             exempt=_exempt(area, metric))
+
+
+def _ytd_sums(data: ReportData, code: str, month: date, metric_id: str) -> tuple[float, float, int]:
+    """The sums of the numerators and denominators of the financial year's months to `month`
+    that have a numerator, and how many there are: each month's sums are the month before's
+    plus its own (kept in `data._ytd_sums`), added in month order as a plain sum would."""
+    key = (code, month, metric_id)
+    if key not in data._ytd_sums:
+        numerator, denominator, months = (
+            (0, 0, 0) if month == financial_year_start(month)
+            else _ytd_sums(data, code, add_months(month, -1), metric_id))
+        source = data.sources.get(key)
+        if source is not None and source.numerator is not None:
+            numerator, denominator, months = (numerator + source.numerator,
+                                              denominator + (source.denominator or 0), months + 1)
+        data._ytd_sums[key] = (numerator, denominator, months)
+    return data._ytd_sums[key]
 
 
 def rag_status(cell: sdc.Cell, plan: float | None, higher_is_better: bool) -> Rag:
@@ -226,14 +242,25 @@ def change(now: sdc.Cell, before: sdc.Cell, unit: str) -> Change:
     return Change(100 * (now.value - before.value) / before.value, False)
 
 
-def window(month: date) -> list[date]:
-    """The WINDOW_MONTHS months ending with `month`, oldest first."""
-    return month_range(add_months(month, 1 - WINDOW_MONTHS), month)
+@cache
+def window(month: date) -> tuple[date, ...]:
+    """The WINDOW_MONTHS months ending with `month`, oldest first (worked out once per month:
+    every figure of a page asks)."""
+    return tuple(month_range(add_months(month, 1 - WINDOW_MONTHS), month))
 
 
 # --- statistical process control -----------------------------------------------------------------
 
 def publish_spc(data: ReportData, area: Area, month: date, metric: Metric) -> PublishedSpc:
+    """The month's SPC as published (`_publish_spc`), worked out once per area, month and
+    metric: a page shows it in its summary, trend table and chart."""
+    key = (area.code, month, metric.metric_id)
+    if key not in data._published_spc:
+        data._published_spc[key] = _publish_spc(data, area, month, metric)
+    return data._published_spc[key]
+
+
+def _publish_spc(data: ReportData, area: Area, month: date, metric: Metric) -> PublishedSpc:
     """The month's SPC as published. Disclosure control as for the values: nothing (no mean,
     limits, point type or icon) for a month whose figure is suppressed; a month with no figure
     keeps its period's mean and limits, with no point type."""

@@ -408,8 +408,8 @@ def joined_up_section(data: ReportData, month: date, councils: list[Area]) -> di
 
 def _linkage_cell(data: ReportData, months: list[date], council: Area,
                   datasets: tuple[str, ...]) -> sdc.Cell | None:
-    rows = [r for r in data.linkage if r["la_code"] == council.code and r["period_month"] in months
-            and r["dataset"] in datasets]
+    rows = [r for r in data.linkage_by_council.get(council.code, ())
+            if r["period_month"] in months and r["dataset"] in datasets]
     if not rows:
         return None
     return sdc.publish_cell(sum(r["rows_linked"] for r in rows),

@@ -33,13 +33,17 @@ from flows.publish.exports import export_rows, export_texts
 from flows.publish.figures import WINDOW_MONTHS
 from flows.publish.page_cache import PageCache
 from flows.publish.pages import areas_of_type, hwb_page_context, icb_page_context, index_context
-from flows.publish.report_data import ReportData, load_report_data, query_rows
+from flows.publish.report_data import (
+    ReportData,
+    inputs_fingerprint,
+    load_index_data,
+    load_report_data,
+    query_rows,
+)
 from flows.publish.wording import FILTERS
 
 log = logging.getLogger("joinedup.report")
 
-# Starting chart worker processes costs about a second; below this many charts one process wins.
-POOL_MIN_CHARTS = 200
 
 
 def make_environment() -> Environment:
@@ -64,9 +68,11 @@ def build_month(data: ReportData, month: date, folder: Path) -> _MonthOutput:
               for icb in areas_of_type(data, month, "icb")}
     exports = export_rows(data, month)
     rollups = {m.metric_id: m.rollup for m in data.metrics}     # the catalogue's exemptions
+    checked: dict[int, object] = {}     # figures shared by many pages are checked once
     for path, (_template, context) in pages.items():
-        sdc.check_publishable(context, where=str(path), rollups=rollups)
-    sdc.check_publishable(exports, where=str(folder / "figures.csv"), rollups=rollups)
+        sdc.check_publishable(context, where=str(path), rollups=rollups, checked=checked)
+    sdc.check_publishable(exports, where=str(folder / "figures.csv"), rollups=rollups,
+                          checked=checked)
     return _MonthOutput(pages, exports)
 
 
@@ -91,15 +97,11 @@ def _write(path: Path, text: str, *, root: Path) -> None:
 
 
 def render_month(env: Environment, charts: ChartRenderer, data: ReportData, month: date,
-                 reports_dir: Path) -> dict[str, float]:
-    """Render and write one month's pages and exports; returns the seconds spent per step."""
+                 reports_dir: Path, cache: PageCache) -> dict[str, float]:
+    """Render and write one month's pages and exports (a page whose inputs are unchanged,
+    by `cache`, is not drawn or written); returns the seconds spent per step."""
     folder = reports_dir / month_code(month)
     t0 = time.perf_counter()
-    cache = PageCache(folder, data)  # a page whose inputs are unchanged is not drawn or written
-    if cache.month_unchanged():
-        log.info("%s: unchanged, nothing rendered", month_code(month))
-        return {"contexts": time.perf_counter() - t0, "charts": 0.0, "templates": 0.0,
-                "pages": 0, "chart_count": 0}
     out = build_month(data, month, folder)
     out.pages = {p: page for p, page in out.pages.items() if cache.changed(p, *page)}
     t1 = time.perf_counter()
@@ -145,30 +147,34 @@ def _months_to_render(con: duckdb.DuckDBPyConnection, months: list[date] | None)
     return sorted(wanted & available)
 
 
-def _chart_workers(data: ReportData, months: list[date], workers: int) -> int:
-    """The pool only pays for its start-up when there are enough charts."""
-    pages = sum(t in ("hwb", "icb") for m in months for t in data.present.get(m, {}).values())
-    return workers if pages * len(data.metrics) >= POOL_MIN_CHARTS else 1
-
-
 def render_reports(con: duckdb.DuckDBPyConnection, reports_dir: Path,
-                   months: list[date] | None = None, *, workers: int = 2) -> Path:
+                   months: list[date] | None = None, *, workers: int = 1) -> Path:
     """Render every page and export of `months` (default: every month in metric_values) and the
-    index; returns the path of reports/index.html."""
+    index; returns the path of reports/index.html. A month whose inputs are unchanged since its
+    pages were written (page_cache.month_key) is neither read nor rendered. Everything is
+    rendered in this process: `workers` is accepted from the settings and unused since charts
+    are written directly (no chart process pool to size)."""
     reports_dir = Path(reports_dir)
     months = _months_to_render(con, months)
-    first = add_months(months[0], 1 - WINDOW_MONTHS) if months else date.today()
-    data = load_report_data(con, first, months[-1] if months else first)
+    fingerprint = inputs_fingerprint(con)
+    caches = {m: PageCache(reports_dir / month_code(m), fingerprint) for m in months}
+    changed = [m for m in months if not caches[m].month_unchanged()]
+    for month in sorted(set(months) - set(changed)):
+        log.info("%s: unchanged, nothing rendered", month_code(month))
+    data = (load_report_data(con, add_months(changed[0], 1 - WINDOW_MONTHS), changed[-1])
+            if changed else load_index_data(con))
     env = make_environment()
     totals: dict[str, float] = defaultdict(float)
-    with ChartRenderer(_chart_workers(data, months, workers)) as charts:
-        for month in months:
-            for key, seconds in render_month(env, charts, data, month, reports_dir).items():
+    with ChartRenderer() as charts:
+        for month in changed:
+            for key, seconds in render_month(env, charts, data, month, reports_dir,
+                                             caches[month]).items():
                 totals[key] += seconds
     index = reports_dir / "index.html"
-    _write(index, env.get_template("index.html.j2").render(index_context(data, months, reports_dir)),
-           root=reports_dir)
+    text = env.get_template("index.html.j2").render(index_context(data, months, reports_dir))
+    if not index.exists() or index.read_text(encoding="utf-8") != text:
+        _write(index, text, root=reports_dir)
     log.info("rendered %d months, %d pages, %d charts: contexts %.2fs, charts %.2fs, templates %.2fs",
-             len(months), totals["pages"], totals["chart_count"], totals["contexts"],
+             len(changed), totals["pages"], totals["chart_count"], totals["contexts"],
              totals["charts"], totals["templates"])
     return index

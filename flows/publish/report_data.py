@@ -12,6 +12,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 
 import duckdb
 
@@ -113,10 +114,20 @@ class ReportData:
     changes: list[dict] = field(default_factory=list)       # stg_changes rows
     spc_settings: SpcSettings = field(default_factory=SpcSettings)
     covers_england: bool = False      # orgs lists every HWB in England: the total is England's
-    _figures: dict = field(default_factory=dict)
+    _figures: dict = field(default_factory=dict)            # memo of figure()
+    _published_spc: dict = field(default_factory=dict)      # memo of figures.publish_spc
+    _ytd_sums: dict = field(default_factory=dict)           # memo of figures._ytd_sums
     # joined-up care (extracts 3a): the linked metrics and each council's linkage by month
     linked_metric_ids: frozenset[str] = frozenset()
     linkage: list[dict] = field(default_factory=list)
+
+    @cached_property
+    def linkage_by_council(self) -> dict[str, list[dict]]:
+        """The linkage rows of each council (la_code), read by every page of its area."""
+        rows: dict[str, list[dict]] = defaultdict(list)
+        for row in self.linkage:
+            rows[row["la_code"]].append(row)
+        return rows
 
     def figure(self, area: Area, month: date, metric: Metric):
         """The published figure (figures.Figure), computed once per area, month and metric."""
@@ -172,7 +183,7 @@ def load_report_data(con: duckdb.DuckDBPyConnection, first: date, last: date) ->
                            "where period_month between ? and ?", between),
         linked_metric_ids=_load_linked_metric_ids(con),
         linkage=_load_linkage(con, between),
-        spc=_load_spc(con, between),   # every month to the last: changes reach back
+        spc=_load_spc(con, between),
         changes=_load_changes(con),
         spc_settings=_spc_settings(con),
         covers_england=_covers_england(con),
@@ -180,14 +191,51 @@ def load_report_data(con: duckdb.DuckDBPyConnection, first: date, last: date) ->
 
 
 def _load_spc(con, between: list[date]) -> dict[tuple[str, date, str], SpcPoint]:
+    """The SPC points of the months shown, and of every month since the earliest local change
+    before them (a change's "did it work?" line reads its months)."""
     if not relation_exists(con, "metric_spc"):
         return {}
-    rows = query_rows(con, """
+    changes = "(select min(change_month) from stg_changes)" if relation_exists(con, "stg_changes") else "null"
+    rows = query_rows(con, f"""
         select area_code, period_month, metric_id, rebase_group, is_used, used_months, min_points,
                mean, lpl, upl, point_type, variation, assurance, prior_mean, prior_point_type
-        from metric_spc where period_month <= ?""", [between[1]])
+        from metric_spc
+        where period_month between least(?::date, {changes}) and ?""", between)
     return {(r.pop("area_code"), r.pop("period_month"), r.pop("metric_id")): SpcPoint(**r)
             for r in rows}
+
+
+def load_index_data(con: duckdb.DuckDBPyConnection) -> ReportData:
+    """What the index needs (the catalogue, the areas and the months each area has figures
+    for), when no month's pages are rendered."""
+    return ReportData(metrics=_load_metrics(con), areas=_load_areas(con), sources={},
+                      present=_load_present(con), deliveries=[], quarantined=[], rejected=[],
+                      quality=[])
+
+
+# What every month's pages are made from, digested in the database: the figures joinedup
+# computed (metric_values: its SPC and plan variance are views over them), the catalogue, orgs
+# and local changes, and the loaded files (every raw row, so every view of deliveries, data
+# quality, quarantine and linkage, comes from one). Each relation's rows are unique, so the XOR
+# of their MD5s digests the set whatever order they are read in. A month's SPC reads later
+# months too (runs and trends), so every month depends on all of this, not on its own rows.
+FINGERPRINT_SQL = {
+    "metric_values": "select count(*), bit_xor(md5_number(row(period_month, area_type, area_code, "
+                     "metric_id, numerator, denominator, value, plan_value, status)::varchar)) "
+                     "from metric_values",
+    "metric_catalog": "select count(*), bit_xor(md5_number(r::varchar)) from metric_catalog as r",
+    "orgs": "select count(*), bit_xor(md5_number(r::varchar)) from orgs as r",
+    "stg_changes": "select count(*), bit_xor(md5_number(r::varchar)) from stg_changes as r",
+    "files": "select count(*), bit_xor(md5_number(row(file_id, sha256, status)::varchar)) from files",
+}
+
+
+def inputs_fingerprint(con: duckdb.DuckDBPyConnection) -> str:
+    """One text that changes whenever anything a report page can show changes in the database
+    (FINGERPRINT_SQL, and the SPC settings), read without computing any view of the report."""
+    parts = [f"{name}={con.execute(sql).fetchone() if relation_exists(con, name) else 'absent'}"
+             for name, sql in FINGERPRINT_SQL.items()]
+    return "\n".join([*parts, repr(_spc_settings(con))])
 
 
 def _load_changes(con) -> list[dict]:

@@ -3,6 +3,7 @@ pages generate from them (a metric's reading, a local change's "did it work?")."
 from __future__ import annotations
 
 from datetime import date
+from functools import cache
 
 from flows.months import add_months, month_code, month_range
 from flows.publish import sdc
@@ -11,10 +12,12 @@ from flows.publish.report_data import Area, Metric, ReportData
 
 # --- formatting (Jinja filters, also used in generated sentences) ---------------------------------
 
+@cache          # a page names the same few months thousands of times
 def month_name(month: date) -> str:
     return month.strftime("%B %Y")
 
 
+@cache
 def month_short(month: date) -> str:
     return month.strftime("%b %Y")
 
