@@ -38,10 +38,12 @@ QUERIES = {
 SUPPRESSED = "*"
 _LANDMARKS = ("section", "nav", "main", "header", "footer", "table", "details")
 _SKIPPED = ("style", "script")
+_BLOCKS = ("h1", "h2", "h3", "h4", "caption", "p", "li")
 
 
 class _PageOutline(HTMLParser):
-    """Text lines of a page: structure tags with ids, the text in each, charts by their label."""
+    """Text lines of a page: landmarks with their ids, headings, paragraphs and list items, each
+    table row's cells on one line, and charts by their label (their drawing is left out)."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -49,51 +51,54 @@ class _PageOutline(HTMLParser):
         self.depth = 0
         self.skip = 0            # inside <style>, <script> or a chart's drawing
         self.text: list[str] = []
-        self.cells = {"published": 0, "suppressed": 0}
+        self.row: list[str] | None = None
         self.cell: list[str] | None = None
+        self.cells = {"published": 0, "suppressed": 0}
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         if self.skip:
             self.skip += tag in ("svg", *_SKIPPED)
-            return
-        if tag == "svg":
+        elif tag == "svg":
             self._flush()
             if not a.get("data-icon"):
                 self.lines.append("  " * self.depth + f"chart: {a.get('aria-label')}")
             self.skip = 1
         elif tag in _SKIPPED:
             self.skip = 1
-        elif tag in _LANDMARKS or tag in ("h1", "h2", "h3", "h4", "caption", "tr", "p", "li"):
+        elif tag in ("td", "th"):
+            self.cell = []
+        elif tag == "tr":
             self._flush()
-            ident = f"#{a['id']}" if a.get("id") else ""
+            self.row = []
+        elif tag in _LANDMARKS or tag in _BLOCKS:
+            self._flush()
             if tag in _LANDMARKS:
+                ident = f"#{a['id']}" if a.get("id") else ""
                 self.lines.append("  " * self.depth + f"<{tag}{ident}>")
                 self.depth += 1
-        if tag in ("td", "th"):
-            self._flush()
-            self.cell = []
 
     def handle_endtag(self, tag):
         if self.skip:
             self.skip -= tag in ("svg", *_SKIPPED)
-            return
-        if tag in ("td", "th") and self.cell is not None:
+        elif tag in ("td", "th") and self.cell is not None:
             text = " ".join("".join(self.cell).split())
-            self.text.append(f"[{text}]")
+            (self.row if self.row is not None else self.text).append(f"[{text}]")
             if tag == "td" and text:
                 self.cells["suppressed" if text == SUPPRESSED else "published"] += 1
             self.cell = None
+        elif tag == "tr" and self.row is not None:
+            self.lines.append("  " * self.depth + "row: " + " ".join(self.row))
+            self.row = None
         elif tag in _LANDMARKS:
             self._flush()
             self.depth -= 1
-        elif tag in ("h1", "h2", "h3", "h4", "caption", "tr", "p", "li"):
-            self._flush(prefix=f"{tag}: " if tag != "tr" else "row: ")
+        elif tag in _BLOCKS:
+            self._flush(prefix=f"{tag}: ")
 
     def handle_data(self, data):
-        if self.skip:
-            return
-        (self.cell if self.cell is not None else self.text).append(data)
+        if not self.skip:
+            (self.cell if self.cell is not None else self.text).append(data)
 
     def _flush(self, prefix: str = "") -> None:
         text = re.sub(r"\s+", " ", "".join(self.text)).strip()
