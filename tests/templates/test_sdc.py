@@ -92,6 +92,19 @@ def test_check_accepts_published_figures():
     sdc.check_publishable(published, where="test")
 
 
+@pytest.mark.parametrize("leak", [sdc.Count(3), sdc.Cell(sdc.Count(10), sdc.Count(25), 100 * 12 / 23, 100)])
+def test_a_figure_shared_by_many_pages_is_refused_on_every_one(leak):
+    """The check remembers the frozen figures it found clean within a month (`checked`), never
+    those it refused: a leak shared by two pages blocks both, and a clean figure stays clean."""
+    checked: dict[int, object] = {}
+    clean = sdc.publish_cell(312, 600, scale=100_000)
+    for page in ("first", "second"):
+        sdc.check_publishable({"a": clean}, where=page, checked=checked)
+        with pytest.raises(DisclosureError, match=f"refusing to publish {page}"):
+            sdc.check_publishable({"a": clean, "b": [leak]}, where=page, checked=checked)
+    assert id(clean) in checked and id(leak) not in checked
+
+
 def test_templates_refuse_raw_counts():
     with pytest.raises(TypeError, match="flows.publish.sdc"):
         wording.format_count(3)
