@@ -45,7 +45,6 @@ from flows.publish.wording import FILTERS
 log = logging.getLogger("joinedup.report")
 
 
-
 def make_environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES_DIR),
                       autoescape=select_autoescape(["html.j2"]), undefined=StrictUndefined,
@@ -96,6 +95,18 @@ def _write(path: Path, text: str, *, root: Path) -> None:
     os.replace(tmp, path)
 
 
+def _write_if_changed(path: Path, text: str, *, root: Path) -> None:
+    """An export or the index is written only when its text differs from the file's, so its
+    modification time says when it last changed, as a page's does."""
+    path = paths.inside(root, path)
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass
+    _write(path, text, root=root)
+
+
 def render_month(env: Environment, charts: ChartRenderer, data: ReportData, month: date,
                  reports_dir: Path, cache: PageCache) -> dict[str, float]:
     """Render and write one month's pages and exports (a page whose inputs are unchanged,
@@ -114,8 +125,8 @@ def render_month(env: Environment, charts: ChartRenderer, data: ReportData, mont
         _write(path, env.get_template(template).render(context, charts=svg_markup),
                root=reports_dir)
     csv_text, json_text = export_texts(out.exports, month)
-    _write(folder / "figures.csv", csv_text, root=reports_dir)
-    _write(folder / "figures.json", json_text, root=reports_dir)
+    _write_if_changed(folder / "figures.csv", csv_text, root=reports_dir)
+    _write_if_changed(folder / "figures.json", json_text, root=reports_dir)
     cache.save()
     log.info("%s: %d pages rendered, %d unchanged", month_code(month), len(out.pages),
              len(cache.digests) - len(out.pages))
@@ -171,9 +182,8 @@ def render_reports(con: duckdb.DuckDBPyConnection, reports_dir: Path,
                                              caches[month]).items():
                 totals[key] += seconds
     index = reports_dir / "index.html"
-    text = env.get_template("index.html.j2").render(index_context(data, months, reports_dir))
-    if not index.exists() or index.read_text(encoding="utf-8") != text:
-        _write(index, text, root=reports_dir)
+    _write_if_changed(index, env.get_template("index.html.j2").render(
+        index_context(data, months, reports_dir)), root=reports_dir)
     log.info("rendered %d months, %d pages, %d charts: contexts %.2fs, charts %.2fs, templates %.2fs",
              len(changed), totals["pages"], totals["chart_count"], totals["contexts"],
              totals["charts"], totals["templates"])

@@ -77,9 +77,12 @@ def test_unchanged_pages_are_not_drawn_or_written_again(con, tmp_path, charts_dr
     first = _pages(reports, month)
     assert len(first) == len(AREAS) + 1 and charts_drawn[-1] > 0
     drawn_before = len(charts_drawn)
+    others = [reports / "index.html", *(reports / report.month_code(month)).glob("figures.*")]
+    written = {p: p.stat().st_mtime_ns for p in others}
     report.render_reports(con, reports, [month], workers=1)
     assert sum(charts_drawn[drawn_before:]) == 0
     assert _pages(reports, month) == first
+    assert len(written) == 3 and {p: p.stat().st_mtime_ns for p in others} == written
 
 
 def test_a_changed_figure_redraws_only_the_pages_that_show_it(con, tmp_path, charts_drawn):
