@@ -1,29 +1,23 @@
-"""Trend charts as inline SVG, drawn with matplotlib's SVG backend (no pyplot, no files).
+"""Trend charts as inline SVG, written directly from the chart's numbers (no plotting library).
 
 A metric's chart is its statistical process control (SPC) chart, as Making Data Count draws it:
 each month a point coloured by its type (grey common cause, orange concern, blue improvement,
-purple neutral), the mean and process limits of each rebase group as steps, the plan as the
-target line, the comparator as a dotted line, and each rebase marked and named.
+purple neutral), hollow where the month has no type yet (too few months for limits), the mean
+and process limits of each rebase group as steps, the plan as the target line, the comparator
+as a dotted line, provisional months ringed, and each rebase marked and named. A chart that is
+not an SPC chart (a provider's trend) is the plain blue line with its points.
 
-Charts are the slow part of rendering (about 15–30 ms each), so each process keeps one figure and
-only swaps the data between charts, and `render_charts` spreads them over a bounded process pool.
-A chart is plain data (`ChartSpec`) in and an `<svg>` string out, so it pickles across processes.
+A chart is plain data (`ChartSpec`) in and an `<svg>` string out: an image with its text
+alternative as `aria-label` and `<title>`, every internal id prefixed with the chart's key so
+many charts share one page. Writing one takes well under a millisecond (drawing it through
+matplotlib took 15–30 ms), so every chart of a national month is written in one process.
 """
 from __future__ import annotations
 
-import io
 import math
-import re
-import threading
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
-from multiprocessing import get_context
-
-import matplotlib
-from matplotlib.backends.backend_svg import FigureCanvasSVG
-from matplotlib.figure import Figure
 
 # NHS identity colours: blue for the area, red for the plan (the target), dark grey for England.
 AREA_COLOUR = "#005EB8"
@@ -39,24 +33,17 @@ POINT_COLOURS = {
 }
 SPC_LINE_COLOUR = "#4C6272"
 LINK_COLOUR = "#AEB7BD"       # the thin line joining a SPC chart's points
-FIGURE_SIZE = (6.4, 2.5)    # inches; the SVG scales to the page width
+AXIS_COLOUR = "#AEB7BD"
+GRID_COLOUR = "#E8EDEE"
+TICK_COLOUR = "#4C6272"
+TEXT_COLOUR = "#212B32"
 TICK_EVERY = 3              # label every third month on the x axis
-_RC = {
-    "svg.fonttype": "none",            # text stays text: small, searchable, styled by the page
-    "svg.hashsalt": "joinedup",        # stable clip-path ids, so output is reproducible
-    "font.family": "sans-serif",
-    "font.sans-serif": ["DejaVu Sans"],  # ships with matplotlib, so layout never hunts for fonts
-    "font.size": 8,
-    "axes.edgecolor": "#AEB7BD",
-    "axes.labelcolor": "#212B32",
-    "xtick.color": "#4C6272",
-    "ytick.color": "#4C6272",
-}
-_FONT_FAMILY = re.compile(r"font-family: [^;\"]*;? ?")
-_PROLOGUE = re.compile(r"^.*?(?=<svg)", re.S)
-_METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.S)
-_GLOBAL_STYLE = re.compile(r"<style type=\"text/css\">.*?</style>", re.S)
-_SIZE = re.compile(r' width="[\d.]+pt" height="[\d.]+pt"')
+FONT_SIZE, REBASE_FONT_SIZE = 8, 7
+# The drawing, in points (the SVG scales to the page width): 6.4 × 2.5 inches, and the plot
+# area inside it (left, right, top and bottom edges).
+WIDTH, HEIGHT = 460.8, 180.0
+LEFT, RIGHT, TOP, BOTTOM = 0.10 * WIDTH, 0.98 * WIDTH, 0.04 * HEIGHT, 0.87 * HEIGHT
+TICK_PAD = 4
 
 
 @dataclass(frozen=True)
@@ -91,94 +78,6 @@ class ChartSpec:
         return tuple(v if t is None else None for v, t in zip(self.values, self.point_types))
 
 
-class _Canvas:
-    """One reusable figure: building axes and ticks costs more than drawing the lines."""
-
-    def __init__(self) -> None:
-        with matplotlib.rc_context(_RC):
-            self.figure = Figure(figsize=FIGURE_SIZE)
-            self.figure.subplots_adjust(left=0.1, right=0.98, top=0.96, bottom=0.13)
-            self.ax = self.figure.add_subplot()
-            self._lines()
-            self._style_axes()
-        self.canvas = FigureCanvasSVG(self.figure)
-
-    def _lines(self) -> None:
-        ax = self.ax
-        (self.area,) = ax.plot([], [], color=AREA_COLOUR, lw=2, marker="o", ms=3)
-        (self.open,) = ax.plot([], [], ls="none", marker="o", ms=5, mfc="white",
-                               mec=AREA_COLOUR, mew=1.2)
-        (self.plan,) = ax.plot([], [], color=PLAN_COLOUR, lw=1.5, ls="--")
-        (self.england,) = ax.plot([], [], color=ENGLAND_COLOUR, lw=1.2, ls=":")
-        # SPC: steps change at the month a rebase group starts
-        (self.mean,) = ax.plot([], [], color=SPC_LINE_COLOUR, lw=1.2, drawstyle="steps-mid")
-        (self.lpl,) = ax.plot([], [], color=SPC_LINE_COLOUR, lw=0.9, ls=(0, (4, 2)),
-                              drawstyle="steps-mid")
-        (self.upl,) = ax.plot([], [], color=SPC_LINE_COLOUR, lw=0.9, ls=(0, (4, 2)),
-                              drawstyle="steps-mid")
-        (self.link,) = ax.plot([], [], color=LINK_COLOUR, lw=1.2)
-        self.points = {kind: ax.plot([], [], ls="none", marker="o", ms=4.5, color=colour,
-                                     mec=colour)[0]
-                       for kind, colour in POINT_COLOURS.items()}
-        (self.unclassified,) = ax.plot([], [], ls="none", marker="o", ms=4.5, mfc="white",
-                                       mec=POINT_COLOURS["common_cause"], mew=1.2)
-        self.marks: list = []       # a chart's rebase lines and labels, removed before the next
-
-    def _style_axes(self) -> None:
-        ax = self.ax
-        ax.spines[["top", "right"]].set_visible(False)
-        ax.grid(axis="y", color="#E8EDEE", lw=0.6)
-        ax.set_axisbelow(True)
-        # No tick marks: gridlines carry the y scale, and each mark is one more path to draw.
-        ax.tick_params(length=0, pad=4)
-
-    def draw(self, spec: ChartSpec) -> str:
-        """The chart as an SVG document; call inside `matplotlib.rc_context(_RC)`."""
-        self._set_data(spec)
-        buffer = io.StringIO()
-        self.canvas.print_svg(buffer, metadata={"Date": None})
-        return buffer.getvalue()
-
-    def _set_data(self, spec: ChartSpec) -> None:
-        x = list(range(len(spec.months)))
-        self._set_spc(spec, x)
-        self.open.set_data(x, _nan(v if p else None for v, p in zip(spec.values, spec.provisional)))
-        self.plan.set_data(x, _nan(spec.plan))
-        self.england.set_data(x, _nan(spec.england))
-        self.ax.set_xticks(x[::TICK_EVERY], spec.months[::TICK_EVERY])
-        self.ax.set_xlim(-0.5, len(x) - 0.5)
-        self.ax.set_ylabel(spec.y_label)
-        self._rescale(spec)
-
-    def _set_spc(self, spec: ChartSpec, x: list[int]) -> None:
-        """Points coloured by type with SPC lines, or (no SPC) the plain blue trend line."""
-        for mark in self.marks:
-            mark.remove()
-        self.marks = []
-        spc = spec.is_spc
-        shown, hidden = (self.link, self.area) if spc else (self.area, self.link)
-        shown.set_data(x, _nan(spec.values))
-        hidden.set_data([], [])
-        for kind, line in self.points.items():
-            line.set_data(*((x, _nan(v if t == kind else None
-                                     for v, t in zip(spec.values, spec.point_types))) if spc else ([], [])))
-        self.unclassified.set_data(*((x, _nan(spec.unclassified)) if spc else ([], [])))
-        for line, values in ((self.mean, spec.mean), (self.lpl, spec.lpl), (self.upl, spec.upl)):
-            line.set_data(*((x, _nan(values)) if spc else ([], [])))
-        for index, label in spec.rebases:
-            self.marks.append(self.ax.axvline(index - 0.5, color=SPC_LINE_COLOUR, lw=1, ls=":"))
-            self.marks.append(self.ax.text(index - 0.4, 0.98, label, transform=self.ax.get_xaxis_transform(),
-                                           va="top", ha="left", fontsize=7, color="#212B32"))
-
-    def _rescale(self, spec: ChartSpec) -> None:
-        # Rates and percentages start at zero so that small changes are not exaggerated.
-        # Ticks are computed here rather than by a matplotlib locator, which is slower.
-        finite = [v for v in (*spec.values, *spec.plan, *spec.england, *spec.upl) if v is not None]
-        ticks = y_ticks(max(finite, default=0.0))
-        self.ax.set_yticks(ticks, [_tick_label(t) for t in ticks])
-        self.ax.set_ylim(0, ticks[-1])
-
-
 def y_ticks(top: float, most: int = 5) -> list[float]:
     """0 and evenly spaced 'nice' steps (1, 2, 2.5 or 5 × 10^k) up to at least `top`."""
     if top <= 0 or not math.isfinite(top):
@@ -193,78 +92,163 @@ def _tick_label(v: float) -> str:
     return f"{v:,.0f}" if v == int(v) else f"{v:.6g}"
 
 
-def _nan(values) -> list[float]:
-    return [math.nan if v is None else v for v in values]
+class _Scale:
+    """Month index and value to SVG coordinates. Rates and percentages start at zero so that
+    small changes are not exaggerated."""
+
+    def __init__(self, spec: ChartSpec) -> None:
+        finite = [v for v in (*spec.values, *spec.plan, *spec.england, *spec.upl)
+                  if v is not None and math.isfinite(v)]
+        self.ticks = y_ticks(max(finite, default=0.0))
+        self.months = len(spec.months)
+
+    def x(self, index: float) -> float:
+        # the x axis runs from half a month before the first to half a month after the last
+        return LEFT + (index + 0.5) * (RIGHT - LEFT) / max(self.months, 1)
+
+    def y(self, value: float) -> float:
+        return BOTTOM - value / self.ticks[-1] * (BOTTOM - TOP)
 
 
-_local = threading.local()
+def _n(v: float) -> str:
+    return f"{v:.2f}".rstrip("0").rstrip(".")
+
+
+def _runs(values: Sequence[float | None]) -> list[list[int]]:
+    """Indexes of the consecutive months that have a value (a missing month breaks a line)."""
+    runs: list[list[int]] = []
+    for i, v in enumerate(values):
+        if v is None or not math.isfinite(v):
+            continue
+        if runs and runs[-1][-1] == i - 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return runs
+
+
+def _path(points: Iterable[tuple[float, float]]) -> str:
+    return "M" + "L".join(f"{_n(x)} {_n(y)}" for x, y in points)
+
+
+def _line(scale: _Scale, values: Sequence[float | None], style: str) -> str:
+    """A line through the months that have a value; a month alone draws nothing."""
+    d = " ".join(_path((scale.x(i), scale.y(values[i])) for i in run)
+                 for run in _runs(values) if len(run) > 1)
+    return f'<path d="{d}" {style}/>' if d else ""
+
+
+def _steps(scale: _Scale, values: Sequence[float | None], style: str) -> str:
+    """A value per month as a step: level across its month, changing half-way between months
+    (a rebase group's mean or limit), and extending half a month beside a missing one."""
+    last = len(values) - 1
+    paths = []
+    for run in _runs(values):
+        start = run[0] - 0.5 if run[0] > 0 else run[0]
+        points = [(start, values[run[0]])]
+        for i in run[1:]:
+            points += [(i - 0.5, values[i - 1]), (i - 0.5, values[i])]
+        points.append((run[-1] + 0.5 if run[-1] < last else run[-1], values[run[-1]]))
+        paths.append(_path((scale.x(x), scale.y(v)) for x, v in points))
+    return f'<path d="{" ".join(paths)}" {style}/>' if paths else ""
+
+
+def _points(scale: _Scale, values: Sequence[float | None], radius: float, style: str) -> str:
+    return "".join(f'<circle cx="{_n(scale.x(i))}" cy="{_n(scale.y(v))}" r="{radius}" {style}/>'
+                   for i, v in enumerate(values) if v is not None and math.isfinite(v))
+
+
+def _axes(spec: ChartSpec, scale: _Scale) -> list[str]:
+    """Horizontal gridlines with their values, the left and bottom axis lines, every third
+    month's label and the unit. No tick marks: gridlines carry the y scale."""
+    parts = []
+    for tick in scale.ticks:
+        y = _n(scale.y(tick))
+        parts.append(f'<path d="M{_n(LEFT)} {y}H{_n(RIGHT)}" stroke="{GRID_COLOUR}" stroke-width="0.6"/>')
+        parts.append(f'<text x="{_n(LEFT - TICK_PAD)}" y="{y}" dy="0.35em" text-anchor="end" '
+                     f'fill="{TICK_COLOUR}" font-size="{FONT_SIZE}">{escape(_tick_label(tick))}</text>')
+    parts.append(f'<path d="M{_n(LEFT)} {_n(TOP)}V{_n(BOTTOM)}H{_n(RIGHT)}" fill="none" '
+                 f'stroke="{AXIS_COLOUR}" stroke-width="0.8"/>')
+    for i in range(0, len(spec.months), TICK_EVERY):
+        parts.append(f'<text x="{_n(scale.x(i))}" y="{_n(BOTTOM + TICK_PAD + FONT_SIZE)}" '
+                     f'text-anchor="middle" fill="{TICK_COLOUR}" font-size="{FONT_SIZE}">'
+                     f'{escape(spec.months[i])}</text>')
+    # the unit beside the widest value label (a character is about 0.6 of the font size wide)
+    widest = max(len(_tick_label(t)) for t in scale.ticks)
+    x, middle = _n(LEFT - TICK_PAD - widest * 0.6 * FONT_SIZE - 6), _n((TOP + BOTTOM) / 2)
+    parts.append(f'<text x="{x}" y="{middle}" transform="rotate(-90 {x} {middle})" '
+                 f'text-anchor="middle" fill="{TEXT_COLOUR}" font-size="{FONT_SIZE}">'
+                 f'{escape(spec.y_label)}</text>')
+    return parts
+
+
+def _stroke(colour: str, width: float, dashes: tuple[float, ...] = ()) -> str:
+    dash = f' stroke-dasharray="{",".join(_n(d) for d in dashes)}"' if dashes else ""
+    return f'fill="none" stroke="{colour}" stroke-width="{width}"{dash}'
+
+
+def _data(spec: ChartSpec, scale: _Scale) -> list[str]:
+    """The series, bottom to top. SPC: provisional rings under the plan, comparator, mean and
+    limits, then the thin link line and the points over them (so a ring shows round its point).
+    A plain trend: plan and comparator, the area's line with its points, rings on top."""
+    rings = _points(scale, [v if p else None for v, p in zip(spec.values, spec.provisional)],
+                    2.5, f'fill="#FFFFFF" stroke="{AREA_COLOUR}" stroke-width="1.2"')
+    plan = _line(scale, spec.plan, _stroke(PLAN_COLOUR, 1.5, (5.55, 2.4)))
+    comparator = _line(scale, spec.england, _stroke(ENGLAND_COLOUR, 1.2, (1.2, 1.98)))
+    if not spec.is_spc:
+        return [plan, comparator, _line(scale, spec.values, _stroke(AREA_COLOUR, 2)),
+                _points(scale, spec.values, 1.5, f'fill="{AREA_COLOUR}" stroke="{AREA_COLOUR}"'),
+                rings]
+    limits = _stroke(SPC_LINE_COLOUR, 0.9, (3.6, 1.8))
+    parts = [rings, plan, comparator, _steps(scale, spec.mean, _stroke(SPC_LINE_COLOUR, 1.2)),
+             _steps(scale, spec.lpl, limits), _steps(scale, spec.upl, limits),
+             _line(scale, spec.values, _stroke(LINK_COLOUR, 1.2))]
+    parts += [_points(scale, [v if t == kind else None for v, t in zip(spec.values, spec.point_types)],
+                      2.25, f'fill="{colour}" stroke="{colour}"')
+              for kind, colour in POINT_COLOURS.items()]
+    parts.append(_points(scale, spec.unclassified, 2.25,
+                         f'fill="#FFFFFF" stroke="{POINT_COLOURS["common_cause"]}" stroke-width="1.2"'))
+    return parts
+
+
+def _rebases(spec: ChartSpec, scale: _Scale) -> list[str]:
+    """A dotted line where each rebase group starts, named at the top of the chart."""
+    parts = []
+    baseline = _n(TOP + 0.02 * (BOTTOM - TOP) + 0.8 * REBASE_FONT_SIZE)
+    for index, label in spec.rebases:
+        x = scale.x(index - 0.5)
+        parts.append(f'<path d="M{_n(x)} {_n(TOP)}V{_n(BOTTOM)}" {_stroke(SPC_LINE_COLOUR, 1, (1, 1.65))}/>')
+        parts.append(f'<text x="{_n(scale.x(index - 0.4))}" y="{baseline}" '
+                     f'fill="{TEXT_COLOUR}" font-size="{REBASE_FONT_SIZE}">{escape(label)}</text>')
+    return parts
 
 
 def render_svg(spec: ChartSpec) -> str:
     """The chart as an inline `<svg>` element with role, label and page-unique ids."""
-    return _render_batch([spec])[0]
-
-
-def _render_batch(specs: Sequence[ChartSpec]) -> list[str]:
-    # One rc_context per batch: entering it copies every rcParam, a tenth of a chart's time.
-    with matplotlib.rc_context(_RC):
-        canvas = getattr(_local, "canvas", None)
-        if canvas is None:
-            canvas = _local.canvas = _Canvas()
-        return [_inline(canvas.draw(spec), spec) for spec in specs]
-
-
-def _inline(svg: str, spec: ChartSpec) -> str:
-    svg = _METADATA.sub("", _PROLOGUE.sub("", svg, count=1), count=1)
-    svg = _GLOBAL_STYLE.sub("", svg)          # its `*{...}` rule would leak into the page
-    svg = _FONT_FAMILY.sub("", svg)           # the page's CSS sets the font
-    svg = _prefix_ids(svg, spec.key)
+    scale = _Scale(spec)
+    clip = f"{spec.key}-plot"
     label = escape(spec.label, quote=True)
-    svg = _SIZE.sub(f' class="chart-svg" role="img" aria-label="{label}" focusable="false"',
-                    svg, count=1)
-    head_end = svg.index(">") + 1
-    return f"{svg[:head_end]}<title>{escape(spec.label)}</title>{svg[head_end:]}".strip()
-
-
-def _prefix_ids(svg: str, key: str) -> str:
-    """Many charts share one page, so each chart's ids get its own prefix."""
-    svg = re.sub(r' id="([^"]+)"', rf' id="{key}-\1"', svg)
-    svg = svg.replace("url(#", f"url(#{key}-")
-    return svg.replace('xlink:href="#', f'xlink:href="#{key}-')
+    return "".join([
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_n(WIDTH)} {_n(HEIGHT)}" '
+        f'class="chart-svg" role="img" aria-label="{label}" focusable="false">',
+        f"<title>{escape(spec.label)}</title>",
+        f'<defs><clipPath id="{clip}"><rect x="{_n(LEFT)}" y="{_n(TOP)}" '
+        f'width="{_n(RIGHT - LEFT)}" height="{_n(BOTTOM - TOP)}"/></clipPath></defs>',
+        *_axes(spec, scale),
+        f'<g clip-path="url(#{clip})">', *_data(spec, scale), "</g>",
+        *_rebases(spec, scale),
+        "</svg>",
+    ])
 
 
 class ChartRenderer:
-    """Renders charts once each; with workers > 1, in a bounded process pool kept open
-    across calls (starting a worker and importing matplotlib costs about a second)."""
-
-    BATCHES_PER_WORKER = 4   # small batches keep the workers evenly loaded
-
-    def __init__(self, workers: int = 1) -> None:
-        self.workers = max(1, workers)
-        self._pool: ProcessPoolExecutor | None = None
+    """Writes each chart once: {spec.key: svg} for every distinct key."""
 
     def __enter__(self) -> ChartRenderer:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+        return None
 
     def render(self, specs: Sequence[ChartSpec]) -> dict[str, str]:
-        """{spec.key: svg} for every distinct key."""
-        unique = list({spec.key: spec for spec in specs}.values())
-        if self.workers == 1 or len(unique) < 2 * self.workers:
-            return dict(zip((spec.key for spec in unique), _render_batch(unique)))
-        n = self.workers * self.BATCHES_PER_WORKER
-        batches = [b for b in (unique[i::n] for i in range(n)) if b]
-        results = self._executor().map(_render_batch, batches)
-        return {spec.key: svg for batch, svgs in zip(batches, results)
-                for spec, svg in zip(batch, svgs)}
-
-    def _executor(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            # spawn, not fork: the parent holds a DuckDB connection and its threads.
-            self._pool = ProcessPoolExecutor(max_workers=self.workers,
-                                             mp_context=get_context("spawn"))
-        return self._pool
+        return {spec.key: render_svg(spec) for spec in {spec.key: spec for spec in specs}.values()}

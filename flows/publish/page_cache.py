@@ -5,9 +5,9 @@ A page's digest is the SHA-256 of everything its HTML is made from:
 - its context (every figure, label, chart series and data-quality row the page shows),
   pickled without memo, so equal values give equal bytes however objects are shared (dicts
   keep the order the report code builds them in, which depends only on the data);
-- the source of every template and of the modules that turn a context into HTML and SVG
-  (`report.py`, `charts.py`, `sdc.py`), so a changed template, filter or chart style changes
-  every digest;
+- the source of every template and of the modules that turn the database's rows into HTML
+  and SVG (RENDERING_MODULES), so a changed template, filter or chart style changes every
+  digest;
 - the code lists in `sql/reference/` (labels and groupings the pages quote).
 
 Each month has a manifest, `reports/.page-digests/<YYYY-MM>.json` (file name -> digest),
@@ -16,10 +16,16 @@ file is still there is skipped: its charts are not drawn and its file is not tou
 modification time says when its content last changed). A context that cannot be pickled
 has no digest: that page is always rendered. A value whose pickle differs between runs (a
 set, ordered by hash) only costs a re-render, never a stale page.
+
+Before any of that, a whole month is skipped without reading its data when the manifest's
+`.data` entry equals `month_key`: the digest of the database's fingerprint (everything a page
+can show, digested by DuckDB: report_data.inputs_fingerprint), the project's SQL, and the
+templates, code and code lists. It is written only when every page of the month had a digest,
+and it is the same in every process (no Python hash order in it), so a scheduled run with
+nothing new reads a few aggregates and renders nothing.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -30,8 +36,9 @@ from pathlib import Path
 import flows
 
 MANIFESTS = ".page-digests"   # reports/.page-digests/<YYYY-MM>.json: page name -> digest
-DATA_KEY = ".data"           # the manifest's entry for the month's report data
-RENDERING_MODULES = ("publish/report.py", "publish/charts.py", "publish/sdc.py")
+DATA_KEY = ".data"           # the manifest's entry for the month's inputs (month_key)
+RENDERING_MODULES = tuple(f"publish/{name}.py" for name in (
+    "report", "report_data", "figures", "wording", "pages", "charts", "exports", "sdc"))
 
 
 @lru_cache(maxsize=1)
@@ -70,53 +77,37 @@ class _Hashing:
         return len(data)
 
 
-_last_data: tuple[object, str | None] | None = None
+@lru_cache(maxsize=1)
+def sql_digest() -> str:
+    """The project's SQL (models, marts, audits), hashed once per process: a changed view can
+    change what a page shows without a changed row in the tables the fingerprint reads."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(flows.SQL_DIR).rglob("*.sql")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
-def _stable(value):
-    """Dicts and lists in an order that does not depend on the order rows came back in."""
-    if isinstance(value, dict):
-        # keys are unique, so their order alone is enough: no repr of every value
-        return [(k, _stable(value[k])) for k in sorted(value, key=repr)]
-    if isinstance(value, list):
-        return sorted((_stable(v) for v in value), key=repr)
-    return value
-
-
-def data_digest(data) -> str | None:
-    """The digest of everything a month's pages can be made from: the report data read from
-    the database (report.ReportData, without its memo of computed figures) and the inputs
-    digest. Computed once per ReportData."""
-    global _last_data
-    if _last_data is not None and _last_data[0] is data:
-        return _last_data[1]
-    digest = hashlib.sha256(inputs_digest().encode())
-    pickler = pickle.Pickler(_Hashing(digest), protocol=5)
-    pickler.fast = True
-    try:
-        pickler.dump([(f.name, _stable(getattr(data, f.name))) for f in dataclasses.fields(data)
-                      if not f.name.startswith("_")])
-        result = digest.hexdigest()
-    except (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError):
-        result = None
-    _last_data = (data, result)
-    return result
+def month_key(fingerprint: str) -> str:
+    """The digest of everything a month's pages are made from: the database's fingerprint
+    (report_data.inputs_fingerprint), the SQL, and the templates, code and code lists."""
+    return hashlib.sha256(f"{inputs_digest()}\0{sql_digest()}\0{fingerprint}".encode()).hexdigest()
 
 
 class PageCache:
     """The digests of one month folder's pages: which pages must be rendered, and recording
     those that were."""
 
-    def __init__(self, folder: Path, data=None) -> None:
+    def __init__(self, folder: Path, fingerprint: str | None = None) -> None:
         self.folder = Path(folder)
         self.recorded = self._read()
         self.digests: dict[str, str | None] = {}
-        self.data = data_digest(data) if data is not None else None
+        self.data = month_key(fingerprint) if fingerprint is not None else None
 
     def month_unchanged(self) -> bool:
-        """Every page of the month was written from the same report data, templates and code
-        as now, and is still there: nothing of the month needs building (no page contexts,
-        no disclosure checks, no charts). Otherwise each page is judged on its own."""
+        """Every page of the month was written from the same database fingerprint, SQL,
+        templates and code as now, and is still there: nothing of the month needs reading or
+        building (no page contexts, no disclosure checks, no charts). Otherwise each page is
+        judged on its own."""
         pages = [name for name in self.recorded if name != DATA_KEY]
         return (self.data is not None and self.recorded.get(DATA_KEY) == self.data and bool(pages)
                 and all((self.folder / name).exists() for name in pages))

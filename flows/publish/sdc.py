@@ -27,6 +27,8 @@ import dataclasses
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import date
+from functools import cache
 
 from flows.errors import DisclosureError
 
@@ -49,6 +51,9 @@ EXEMPT_ROLLUPS = {
 COUNT_FIELDS = frozenset({
     "numerator", "denominator", "variance_count", "ytd_variance_count", "count", "rows", "spells",
 })
+# Values the check does not look into: no count can hide in them (a number is refused only under
+# a count's name, COUNT_FIELDS).
+_PLAIN = (str, bytes, bool, int, float, date, type(None))
 # Relative tolerance when checking that a published value was computed from published counts.
 _CONSISTENCY = 1e-9
 
@@ -194,42 +199,70 @@ def exempt_metrics(rollups: Mapping[str, str | None]) -> frozenset[str]:
 
 
 def check_publishable(obj: object, *, where: str,
-                      rollups: Mapping[str, str | None] | None = None) -> None:
+                      rollups: Mapping[str, str | None] | None = None,
+                      checked: dict[int, object] | None = None) -> None:
     """Raise DisclosureError if anything in `obj` (a page context or export rows) would
     publish an unsuppressed small count, an unrounded count, or a raw number as a count.
 
     `rollups` is the metric catalogue's {metric_id: rollup}: a figure marked exempt passes only
-    if its metric's roll-up is in EXEMPT_ROLLUPS (without `rollups`, no exemption is accepted)."""
-    problems = list(_problems(obj, "context", exempt_metrics(rollups or {})))
+    if its metric's roll-up is in EXEMPT_ROLLUPS (without `rollups`, no exemption is accepted).
+
+    `checked` (optional, for one `rollups`) remembers the frozen dataclasses found clean, so a
+    figure shared by many pages of a month is walked once, not once per page and section: a
+    frozen object's problems depend only on itself. It keeps each object alive, so an id it
+    holds cannot be reused by another object."""
+    problems = list(_problems(obj, "context", exempt_metrics(rollups or {}),
+                              {} if checked is None else checked))
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise DisclosureError(f"refusing to publish {where}: {problems[0]}{more}")
 
 
-def _problems(obj: object, path: str, exempt: frozenset[str]) -> Iterator[str]:
+def _problems(obj: object, path: str, exempt: frozenset[str], clean: dict[int, object]) -> Iterator[str]:
+    if isinstance(obj, _PLAIN):
+        return
+    if isinstance(obj, (dict, Mapping)):
+        yield from _children(obj.items(), path, exempt, clean)
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        for i, item in enumerate(obj):
+            if not isinstance(item, _PLAIN):     # a plain value in a list is no count's
+                yield from _problems(item, f"{path}[{i}]", exempt, clean)
+    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        if id(obj) in clean:
+            return
+        found = list(_dataclass_problems(obj, path, exempt, clean))
+        if not found and _is_frozen(type(obj)):
+            clean[id(obj)] = obj
+        yield from found
+
+
+def _dataclass_problems(obj: object, path: str, exempt: frozenset[str],
+                        clean: dict[int, object]) -> Iterator[str]:
     if isinstance(obj, Count):
         yield from _count_problems(obj, path, exempt)
     elif isinstance(obj, Cell):
         yield from _cell_problems(obj, path, exempt)
-    elif isinstance(obj, (str, bytes, bool, int, float)) or obj is None:
-        return
-    elif isinstance(obj, Mapping):
-        yield from _children(obj.items(), path, exempt)
-    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        yield from _children(((f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj)),
-                             path, exempt)
-    elif isinstance(obj, (list, tuple, set, frozenset)):
-        for i, item in enumerate(obj):
-            yield from _problems(item, f"{path}[{i}]", exempt)
+    else:
+        yield from _children(((name, getattr(obj, name)) for name in _field_names(type(obj))),
+                             path, exempt, clean)
 
 
-def _children(items, path: str, exempt: frozenset[str]) -> Iterator[str]:
+@cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+@cache
+def _is_frozen(cls: type) -> bool:
+    return cls.__dataclass_params__.frozen
+
+
+def _children(items, path: str, exempt: frozenset[str], clean: dict[int, object]) -> Iterator[str]:
     for key, value in items:
-        here = f"{path}.{key}"
-        if key in COUNT_FIELDS and isinstance(value, (int, float)) and not isinstance(value, bool):
-            yield f"{here} is a raw number ({value}); counts must pass through flows.publish.sdc"
-        else:
-            yield from _problems(value, here, exempt)
+        if not isinstance(value, _PLAIN):
+            yield from _problems(value, f"{path}.{key}", exempt, clean)
+        elif key in COUNT_FIELDS and isinstance(value, (int, float)) and not isinstance(value, bool):
+            yield f"{path}.{key} is a raw number ({value}); counts must pass through flows.publish.sdc"
 
 
 def _exemption_problem(metric_id: str, path: str, exempt: frozenset[str]) -> Iterator[str]:

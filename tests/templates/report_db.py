@@ -3,7 +3,9 @@
 Two ICBs: Cornwall and the Isles of Scilly (Cornwall, large; Isles of Scilly, the smallest HWB in
 England, whose counts fall in the 1–7 band and must be suppressed), and Greater Manchester
 (Trafford). 26 months, four metrics (three with a plan, two with a unit cost). Tables are built
-with the same columns as the pipeline's views (the contract's section 4, and ARCHITECTURE.md).
+with the same columns as the pipeline's (the contract's section 4, and ARCHITECTURE.md): the figures
+go into a `metric_values` table with the contract view's columns, and the report reads them through
+the project's own marts over it (`metric_plan_variance` and `metric_spc` from sql/marts/).
 """
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+
+from flows.db import load_reference_tables
 
 ENGLAND = "E92000001"
 FIRST_MONTH = date(2023, 10, 1)
@@ -138,30 +142,6 @@ def _status(month: date, metric_id: str, code: str, all_months: list[date]) -> s
     return "final"
 
 
-PLAN_VARIANCE_SQL = """
-create or replace view metric_plan_variance as
-with v as (
-    select v.*, c.unit, c.unit_cost,
-           case c.unit when 'per_100k' then 100000 when 'percent' then 100 else 1 end as scale,
-           case when month(period_month) >= 4 then year(period_month) else year(period_month) - 1 end as fy
-    from metric_values as v
-    join metric_catalog as c using (metric_id)
-), d as (
-    select *,
-           value - plan_value as variance,
-           case when unit_cost is not null and plan_value is not null
-                then numerator - plan_value * denominator / scale end as variance_count
-    from v
-)
-select period_month, area_type, area_code, metric_id, plan_value, variance, variance_count,
-       variance_count * unit_cost as variance_cost,
-       sum(variance_count) over w as ytd_variance_count,
-       sum(variance_count * unit_cost) over w as ytd_variance_cost
-from d
-window w as (partition by area_code, metric_id, fy order by period_month)
-"""
-
-
 def build(path: Path, *, seed: int = 42, first: date = FIRST_MONTH) -> Path:
     """Create the report's input tables in a fresh DuckDB file at `path`."""
     con = duckdb.connect(str(path))
@@ -180,12 +160,15 @@ def _create(con: duckdb.DuckDBPyConnection, seed: int, first: date) -> None:
         unit_cost double, definition varchar, official_id varchar, source varchar,
         sql_file varchar, sort_order integer, rollup varchar)""")
     con.executemany(f"insert into metric_catalog values ({', '.join('?' * 13)})", CATALOG)
+    # metric_values as a table with the contract view's columns: the report and the real marts
+    # read it as they read the view (sql/marts/metric_values.sql) that the pipeline builds.
     con.execute("""create table metric_values (period_month date, area_type varchar,
         area_code varchar, metric_id varchar, numerator double, denominator double,
         value double, plan_value double, status varchar)""")
     con.executemany("insert into metric_values values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     metric_rows(seed, first))
-    con.execute(PLAN_VARIANCE_SQL)
+    load_reference_tables(con)   # the code lists (ref_units among them), as the pipeline loads them
+    _create_mart(con, "metric_plan_variance")
     _create_spc(con)
     _create_quality(con, first)
 
@@ -194,15 +177,20 @@ def _create(con: duckdb.DuckDBPyConnection, seed: int, first: date) -> None:
 CHANGES = [(CORNWALL, "discharge_delay_days", date(2025, 1, 1), "Discharge to assess service")]
 
 
-def _create_spc(con: duckdb.DuckDBPyConnection) -> None:
-    """stg_changes as a table, and the real metric_spc view over this database's tables."""
+def _create_mart(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """The project's own view sql/marts/<name>.sql, over this database's tables."""
     from flows import SQL_DIR
     from flows.models.runner import read_model
 
+    con.execute(f"create view {name} as {read_model(Path(SQL_DIR) / 'marts' / f'{name}.sql').sql}")
+
+
+def _create_spc(con: duckdb.DuckDBPyConnection) -> None:
+    """stg_changes as a table, and the real metric_spc view over this database's tables."""
     con.execute("create table stg_changes (area_code varchar, metric_id varchar, "
                 "change_month date, description varchar)")
     con.executemany("insert into stg_changes values (?, ?, ?, ?)", CHANGES)
-    con.execute(f"create view metric_spc as {read_model(Path(SQL_DIR) / 'marts' / 'metric_spc.sql').sql}")
+    _create_mart(con, "metric_spc")
 
 
 def _create_quality(con: duckdb.DuckDBPyConnection, first: date) -> None:

@@ -22,7 +22,7 @@ from report_db import (
 )
 from test_report_render import _A11y
 
-from flows.publish import report, sdc
+from flows.publish import figures, sdc
 from flows.publish.report import render_reports
 
 NOV = date(2025, 11, 1)
@@ -119,7 +119,7 @@ def test_percentages_have_a_chart_per_provider_against_england_with_its_data(pro
     assert "Plan (dashed)" not in trend
     assert "(the data in the charts)</caption>" in trend
     table = trend[trend.index("<tbody>"):trend.index("</tbody>")]
-    assert table.count("<tr>") == report.WINDOW_MONTHS
+    assert table.count("<tr>") == figures.WINDOW_MONTHS
     # type 1: only the provider with type 1 departments is charted
     type1 = section[section.index('id="providers-metric-ae_within_4h_type1"'):]
     assert type1.count("<svg") == 1 and CORNWALL_PROVIDERS[COMMUNITY_PROVIDER] not in type1
@@ -144,7 +144,7 @@ def test_methodology_defines_the_provider_measures_on_hwb_pages(provider_reports
     methods = _page(provider_reports, CORNWALL)[_page(provider_reports, CORNWALL).index('id="methodology"'):]
     for _mid, title, *_rest in PROVIDER_METRICS:
         assert f">{title.replace('&', '&amp;')}</h3>" in methods
-    assert report.PROVIDER_RULE.replace("'", "&#39;") in methods
+    assert figures.PROVIDER_RULE.replace("'", "&#39;") in methods
 
 
 def test_section_is_left_out_without_provider_figures(rendered):

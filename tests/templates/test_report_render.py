@@ -21,8 +21,9 @@ from report_db import (
     add_provider_count_metric,
 )
 
-from flows.publish import report, sdc
-from flows.publish.report import Against, Change, render_reports
+from flows.publish import figures, report_data, sdc, wording
+from flows.publish.figures import Against, Change
+from flows.publish.report import render_reports
 
 MONTH_DIRS = ("2025-10", "2025-11")
 PAGES = (CORNWALL, SCILLY, TRAFFORD, CORNWALL_ICB, GM_ICB)
@@ -105,17 +106,17 @@ def test_reading_is_generated_from_the_published_numbers(rendered):
 
 
 def test_reading_sentence():
-    metric = report.Metric("x", "Emergency admissions", "per_100k", False, "admissions", "people",
+    metric = report_data.Metric("x", "Emergency admissions", "per_100k", False, "admissions", "people",
                            1613.0, "", None, None, None, 1)
     now = sdc.publish_cell(520, 200_000, scale=100_000)
     before = sdc.publish_cell(500, 200_000, scale=100_000)
-    fig = report.Figure(now, 200.0, "final",
+    fig = figures.Figure(now, 200.0, "final",
                         Against(60.0, sdc.publish_difference(121, suppressed=False), "per_100k",
                                 "admissions", planned=True, suppressed=False),
-                        report.RAG["red"], sdc.Cost(None), sdc.Count(None), sdc.Cost(None))
-    year_ago = report.Figure(before, None, "final", None, report.RAG["none"], sdc.Cost(None),
+                        figures.RAG["red"], sdc.Cost(None), sdc.Count(None), sdc.Cost(None))
+    year_ago = figures.Figure(before, None, "final", None, figures.RAG["none"], sdc.Cost(None),
                              sdc.Count(None), sdc.Cost(None))
-    assert report.reading(metric, date(2025, 11, 1), fig, year_ago) == (
+    assert wording.reading(metric, date(2025, 11, 1), fig, year_ago) == (
         "260.0 per 100,000 in November 2025: up 4% on November 2024, 120 admissions above plan.")
 
 
@@ -127,7 +128,7 @@ def test_reading_sentence():
 def test_rag_rule(value, plan, higher_is_better, code):
     cell = sdc.Cell(sdc.Count(None, national=True), sdc.Count(None, national=True), value, 1,
                     national=True)
-    assert report.rag_status(cell, plan, higher_is_better).code == code
+    assert figures.rag_status(cell, plan, higher_is_better).code == code
 
 
 def test_rag_is_never_colour_alone(rendered):
@@ -135,7 +136,7 @@ def test_rag_is_never_colour_alone(rendered):
     tags = re.findall(r'<strong class="tag tag--(\w+)"><span aria-hidden="true">(.)</span> ([^<]+)</strong>', html)
     assert {code for code, _s, _l in tags} >= {"green", "red", "none"}
     assert all(symbol.strip() and label.strip() for _c, symbol, label in tags)
-    assert report.RAG_RULE in html.replace("&#39;", "'")
+    assert figures.RAG_RULE in html.replace("&#39;", "'")
 
 
 @pytest.mark.parametrize("ch, text", [
@@ -143,7 +144,7 @@ def test_rag_is_never_colour_alone(rendered):
     (Change(0.01, False), "no change"), (Change(None, False), "not available"),
 ])
 def test_change_wording(ch, text):
-    assert report.format_change(ch) == text
+    assert wording.format_change(ch) == text
 
 
 def test_costs_appear_only_where_a_unit_cost_applies(rendered):
@@ -201,9 +202,8 @@ def test_a_provider_level_count_shows_where_it_has_figures(report_con, tmp_path)
     assert icb["value"] == icb["numerator"] and float(icb["numerator"]) % 5 == 0
 
 
-def test_parallel_rendering_gives_the_same_pages(report_con, tmp_path, rendered, monkeypatch):
-    monkeypatch.setattr(report, "POOL_MIN_CHARTS", 0)          # use the process pool even here
-    render_reports(report_con, tmp_path / "r", [date(2025, 11, 1)], workers=2)
+def test_a_month_rendered_alone_gives_the_same_pages(report_con, tmp_path, rendered):
+    render_reports(report_con, tmp_path / "r", [date(2025, 11, 1)], workers=1)
     for code in PAGES:
         assert (tmp_path / "r" / "2025-11" / f"{code}.html").read_text(encoding="utf-8") == \
             _page(rendered, code)
@@ -262,7 +262,7 @@ def test_every_chart_has_its_data_in_a_table(rendered):
         section = html[html.index(f'id="metric-{metric}"'):]
         assert section.index("<svg") < section.index("(the data in the chart)</caption>")
         table = section[section.index("<tbody>"):section.index("</tbody>")]
-        assert table.count("<tr>") == report.WINDOW_MONTHS
+        assert table.count("<tr>") == figures.WINDOW_MONTHS
 
 
 def test_charts_have_page_unique_ids(rendered):

@@ -7,7 +7,7 @@ from datetime import date
 
 from report_db import CORNWALL, CORNWALL_ICB, SCILLY
 
-from flows.publish import report
+from flows.publish import figures, report_data
 from flows.publish.report import render_reports
 
 
@@ -51,7 +51,7 @@ def test_summary_has_variation_and_assurance_icons_with_text(rendered):
     summary = html[html.index('id="summary"'):html.index("</section>", html.index('id="summary"'))]
     assert summary.count('data-icon="variation-') >= 1
     assert summary.count('data-icon="assurance-') >= 1
-    for icon in [*report.VARIATION_ICONS.values(), *report.ASSURANCE_ICONS.values()]:
+    for icon in [*figures.VARIATION_ICONS.values(), *figures.ASSURANCE_ICONS.values()]:
         if f'data-icon="variation-{icon.code}"' in summary or f'data-icon="assurance-{icon.code}"' in summary:
             assert icon.label in summary
 
@@ -69,7 +69,7 @@ def test_the_comparator_is_not_called_england_when_it_is_not(rendered):
 
 def test_the_comparator_is_england_when_orgs_covers_every_hwb(report_con, tmp_path):
     report_con.executemany("insert into orgs values (?, 'HWB', ?, null)",
-                           [(f"E06{i:06d}", f"Area {i}") for i in range(200, 200 + report.ENGLAND_HWB_MIN)])
+                           [(f"E06{i:06d}", f"Area {i}") for i in range(200, 200 + report_data.ENGLAND_HWB_MIN)])
     index = render_reports(report_con, tmp_path / "r", [date(2025, 11, 1)], workers=1)
     hwb = (index.parent / "2025-11" / f"{CORNWALL}.html").read_text(encoding="utf-8")
     assert "England (per 100,000)</th>" in hwb and "England (dotted)" in hwb

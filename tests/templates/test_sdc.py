@@ -9,7 +9,7 @@ import pytest
 from report_db import CORNWALL, ENGLAND, SCILLY
 
 from flows.errors import DisclosureError
-from flows.publish import report, sdc
+from flows.publish import exports, sdc, wording
 from flows.publish.report import render_reports
 
 NOV = date(2025, 11, 1)
@@ -92,9 +92,22 @@ def test_check_accepts_published_figures():
     sdc.check_publishable(published, where="test")
 
 
+@pytest.mark.parametrize("leak", [sdc.Count(3), sdc.Cell(sdc.Count(10), sdc.Count(25), 100 * 12 / 23, 100)])
+def test_a_figure_shared_by_many_pages_is_refused_on_every_one(leak):
+    """The check remembers the frozen figures it found clean within a month (`checked`), never
+    those it refused: a leak shared by two pages blocks both, and a clean figure stays clean."""
+    checked: dict[int, object] = {}
+    clean = sdc.publish_cell(312, 600, scale=100_000)
+    for page in ("first", "second"):
+        sdc.check_publishable({"a": clean}, where=page, checked=checked)
+        with pytest.raises(DisclosureError, match=f"refusing to publish {page}"):
+            sdc.check_publishable({"a": clean, "b": [leak]}, where=page, checked=checked)
+    assert id(clean) in checked and id(leak) not in checked
+
+
 def test_templates_refuse_raw_counts():
     with pytest.raises(TypeError, match="flows.publish.sdc"):
-        report.format_count(3)
+        wording.format_count(3)
 
 
 # --- proved on a small area: the Isles of Scilly -------------------------------------------------
@@ -146,13 +159,13 @@ def test_a_leak_blocks_the_page_and_the_export(report_con, tmp_path, monkeypatch
 
 
 def test_a_leak_in_the_export_alone_blocks_it(report_con, tmp_path, monkeypatch):
-    original = report._export_row
+    original = exports._export_row
 
     def leaky_export(data, month, area, area_type, metric):
         row = original(data, month, area, area_type, metric)
         source = data.sources[(area.code, month, metric.metric_id)]
         return row | {"numerator": source.numerator}  # the unsuppressed number
-    monkeypatch.setattr(report, "_export_row", leaky_export)
+    monkeypatch.setattr(exports, "_export_row", leaky_export)
     with pytest.raises(DisclosureError, match="figures.csv"):
         render_reports(report_con, tmp_path / "reports", [NOV], workers=1)
     assert not (tmp_path / "reports" / "2025-11" / f"{CORNWALL}.html").exists()

@@ -22,14 +22,8 @@ from typer.testing import CliRunner
 from flows import paths
 from flows.cli import app
 from flows.errors import UnsafeOutputPath
-from flows.publish.report import (
-    EXPORT_COLUMNS,
-    _write,
-    csv_cell,
-    export_texts,
-    make_environment,
-    render_reports,
-)
+from flows.publish.exports import EXPORT_COLUMNS, csv_cell, export_texts
+from flows.publish.report import _write, make_environment, render_reports
 from tests.conftest import write_csv
 
 MONTH = "2025-04"

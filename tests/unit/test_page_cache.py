@@ -2,7 +2,11 @@
 are unchanged since it was written is neither drawn nor written again (flows/publish/page_cache.py)."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +20,7 @@ from flows.models.runner import (
     plan_months,
     write_catalog,
 )
-from flows.publish import page_cache, report
+from flows.publish import page_cache, report, report_data
 from flows.publish.charts import ChartRenderer
 from sample.generate import AREAS, ICB_CODE, generate_landing
 
@@ -73,9 +77,12 @@ def test_unchanged_pages_are_not_drawn_or_written_again(con, tmp_path, charts_dr
     first = _pages(reports, month)
     assert len(first) == len(AREAS) + 1 and charts_drawn[-1] > 0
     drawn_before = len(charts_drawn)
+    others = [reports / "index.html", *(reports / report.month_code(month)).glob("figures.*")]
+    written = {p: p.stat().st_mtime_ns for p in others}
     report.render_reports(con, reports, [month], workers=1)
     assert sum(charts_drawn[drawn_before:]) == 0
     assert _pages(reports, month) == first
+    assert len(written) == 3 and {p: p.stat().st_mtime_ns for p in others} == written
 
 
 def test_a_changed_figure_redraws_only_the_pages_that_show_it(con, tmp_path, charts_drawn):
@@ -158,3 +165,39 @@ def test_a_month_whose_report_data_is_unchanged_builds_no_page_at_all(con, tmp_p
     assert len(built) == 1
     assert _pages(reports, month)[f"{AREAS[0].code}.html"] == first[f"{AREAS[0].code}.html"]
     assert _pages(reports, month)[f"{AREAS[1].code}.html"] != first[f"{AREAS[1].code}.html"]
+
+
+ROOT = str(Path(__file__).resolve().parents[2])
+MONTH_KEY_SCRIPT = """
+import sys
+from flows.db import connect
+from flows.publish.page_cache import month_key
+from flows.publish.report_data import inputs_fingerprint
+print(month_key(inputs_fingerprint(connect(sys.argv[1], read_only=True))))
+"""
+
+
+def test_the_month_key_is_the_same_in_every_process(built_db):
+    """A scheduled run is a new process: what decides that a month is unchanged must not
+    depend on Python's hash order (PYTHONHASHSEED), or nothing-new runs would render again."""
+    keys = {subprocess.run([sys.executable, "-c", MONTH_KEY_SCRIPT, str(built_db)], check=True,
+                           capture_output=True, text=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": ROOT}).stdout
+            for seed in ("1", "2")}
+    assert len(keys) == 1 and len(keys.pop().strip()) == 64
+
+
+def test_the_fingerprint_follows_the_figures_the_files_and_the_catalogue(con):
+    before = report_data.inputs_fingerprint(con)
+    assert report_data.inputs_fingerprint(con) == before
+    changes = [
+        "update metric_cells set numerator = numerator + 1 where area_type = 'hwb' "
+        "and period_month = (select min(period_month) from metric_cells)",
+        "update files set sha256 = sha256 || '\\x00'::blob where file_id = (select min(file_id) from files)",
+        "update metric_catalog set title = title || '.' where metric_id = 'emergency_admissions'",
+    ]
+    for statement in changes:
+        con.execute(statement)
+        after = report_data.inputs_fingerprint(con)
+        assert after != before, statement
+        before = after
