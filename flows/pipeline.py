@@ -115,7 +115,7 @@ def report_step(con, settings: Settings, months: list[date]) -> Path:
     """Render the reports for these months (pages, index, exports)."""
     from flows.publish.report import render_reports  # matplotlib is only imported when reports render
 
-    return render_reports(con, settings.reports, months, workers=settings.report_workers)
+    return render_reports(con, settings.reports, months)
 
 
 def record_run(con, record: RunRecord, *, status: str, message: str | None = None) -> None:

@@ -24,8 +24,6 @@ SETTINGS = [
             "Secret key for pseudonymising NHS numbers; required when a file holds NEWNHSNO."),
     Setting("lock_wait", "JOINEDUP_LOCK_WAIT", "0",
             "Seconds to wait for another joinedup run to release the database (0: fail at once)."),
-    Setting("report_workers", "JOINEDUP_REPORT_WORKERS", "2",
-            "Report pages rendered in parallel (bounded worker count)."),
     Setting("spc_min_points", "JOINEDUP_SPC_MIN_POINTS", "12",
             "SPC: a rebase group needs this many used (final) months for a mean and limits."),
     Setting("spc_fix_after", "JOINEDUP_SPC_FIX_AFTER", None,
@@ -50,7 +48,6 @@ class Settings:
     reports: Path
     pseudo_key: str | None
     lock_wait: float
-    report_workers: int
 
 
 def setting_value(name: str, flag_value: str | os.PathLike | None = None) -> str | None:
@@ -70,7 +67,6 @@ def load_settings(**flags) -> Settings:
         reports=Path(value["reports"]),
         pseudo_key=value["pseudo_key"],
         lock_wait=float(value["lock_wait"]),
-        report_workers=max(1, int(value["report_workers"])),
     )
 
 

@@ -159,12 +159,11 @@ def _months_to_render(con: duckdb.DuckDBPyConnection, months: list[date] | None)
 
 
 def render_reports(con: duckdb.DuckDBPyConnection, reports_dir: Path,
-                   months: list[date] | None = None, *, workers: int = 1) -> Path:
+                   months: list[date] | None = None) -> Path:
     """Render every page and export of `months` (default: every month in metric_values) and the
     index; returns the path of reports/index.html. A month whose inputs are unchanged since its
     pages were written (page_cache.month_key) is neither read nor rendered. Everything is
-    rendered in this process: `workers` is accepted from the settings and unused since charts
-    are written directly (no chart process pool to size)."""
+    rendered in this process: charts are written as SVG directly, with no process pool."""
     reports_dir = Path(reports_dir)
     months = _months_to_render(con, months)
     fingerprint = inputs_fingerprint(con)

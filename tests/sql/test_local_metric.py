@@ -116,7 +116,7 @@ def local_run(tmp_path_factory):
     sql_dir = local_sql_dir(tmp)
     landing = write_landing(tmp / "landing")
     settings = Settings(landing=landing, db=tmp / "t.duckdb", reports=tmp / "reports",
-                        pseudo_key=None, lock_wait=0.0, report_workers=1)
+                        pseudo_key=None, lock_wait=0.0)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(flows, "SQL_DIR", sql_dir)  # the one place the project's sql/ is named
         record = monthly.run_job(flow_name="backfill", settings=settings, call=monthly.call_plain,

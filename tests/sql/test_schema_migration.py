@@ -34,7 +34,7 @@ VALUES = "select * from metric_values order by all"
 
 def settings(root) -> Settings:
     return Settings(landing=root / "landing", db=root / "j.duckdb", reports=root / "reports",
-                    pseudo_key=None, lock_wait=0.0, report_workers=1)
+                    pseudo_key=None, lock_wait=0.0)
 
 
 def run(root) -> pipeline.RunRecord:

@@ -112,7 +112,7 @@ def builds(con) -> list[tuple]:
 def settings_for(work, tmp_path) -> Settings:
     db, landing = work
     return Settings(landing=landing, db=db, reports=tmp_path / "reports", pseudo_key=None,
-                    lock_wait=0.0, report_workers=1)
+                    lock_wait=0.0)
 
 
 # ------------------------------------------------------------------ the base database

@@ -38,7 +38,7 @@ def rendered(report_db_path, tmp_path_factory) -> Path:
     reports = tmp_path_factory.mktemp("reports")
     con = duckdb.connect(str(report_db_path), read_only=True)
     try:
-        render_reports(con, reports, REPORT_MONTHS, workers=1)
+        render_reports(con, reports, REPORT_MONTHS)
     finally:
         con.close()
     return reports

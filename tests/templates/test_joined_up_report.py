@@ -45,7 +45,7 @@ def reports(tmp_path_factory):
     con = connect(tmp / "db.duckdb")
     ensure_schema(con)
     build(con, landing)
-    render_reports(con, tmp / "reports", [date(2025, 10, 1)], workers=1)
+    render_reports(con, tmp / "reports", [date(2025, 10, 1)])
     con.close()
     return tmp / "reports" / "2025-10"
 

@@ -31,14 +31,12 @@ def backfill_db(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_backfill_24_months(backfill_db, tmp_path, caplog, workers):
+def test_backfill_24_months(backfill_db, tmp_path, caplog):
     months = report_db.months(date(2023, 12, 1), date(2025, 11, 1))
     caplog.set_level(logging.INFO, logger="joinedup.report")
     with duckdb.connect(str(backfill_db), read_only=True) as con:
         start = time.perf_counter()
-        render_reports(con, tmp_path, months, workers=workers)
+        render_reports(con, tmp_path, months)
         elapsed = time.perf_counter() - start
-    print(f"\nworkers={workers}: {elapsed:.1f}s; {caplog.records[-1].getMessage()}")
+    print(f"\n24 months x 3 pages: {elapsed:.1f}s; {caplog.records[-1].getMessage()}")
     assert len(list(tmp_path.rglob("*.html"))) == 24 * 3 + 1
-    assert elapsed < 120

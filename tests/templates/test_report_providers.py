@@ -44,7 +44,7 @@ def provider_db(report_db_path, tmp_path_factory):
 def provider_reports(provider_db, tmp_path_factory):
     reports = tmp_path_factory.mktemp("provider_reports")
     with duckdb.connect(str(provider_db), read_only=True) as con:
-        render_reports(con, reports, [NOV], workers=1)
+        render_reports(con, reports, [NOV])
     return reports / "2025-11"
 
 

@@ -176,7 +176,7 @@ def test_methodology_comes_from_the_catalogue(rendered):
 
 def test_a_metric_added_to_the_catalogue_appears_everywhere(report_con, tmp_path):
     add_local_metric(report_con)
-    index = render_reports(report_con, tmp_path / "r", [date(2025, 11, 1)], workers=1)
+    index = render_reports(report_con, tmp_path / "r", [date(2025, 11, 1)])
     page = (index.parent / "2025-11" / f"{CORNWALL}.html").read_text(encoding="utf-8")
     assert page.count('href="#metric-falls_admissions_65plus"') == 2         # contents and summary
     assert 'id="metric-falls_admissions_65plus"' in page and "PHOF C29" in page
@@ -191,7 +191,7 @@ def test_a_metric_added_to_the_catalogue_appears_everywhere(report_con, tmp_path
 
 def test_a_provider_level_count_shows_where_it_has_figures(report_con, tmp_path):
     add_provider_count_metric(report_con)
-    index = render_reports(report_con, tmp_path / "r", [date(2025, 11, 1)], workers=1)
+    index = render_reports(report_con, tmp_path / "r", [date(2025, 11, 1)])
     folder = index.parent / "2025-11"
     assert 'id="metric-ae_attendances"' in (folder / f"{CORNWALL_ICB}.html").read_text(encoding="utf-8")
     assert "ae_attendances" not in (folder / f"{CORNWALL}.html").read_text(encoding="utf-8")
@@ -203,14 +203,14 @@ def test_a_provider_level_count_shows_where_it_has_figures(report_con, tmp_path)
 
 
 def test_a_month_rendered_alone_gives_the_same_pages(report_con, tmp_path, rendered):
-    render_reports(report_con, tmp_path / "r", [date(2025, 11, 1)], workers=1)
+    render_reports(report_con, tmp_path / "r", [date(2025, 11, 1)])
     for code in PAGES:
         assert (tmp_path / "r" / "2025-11" / f"{code}.html").read_text(encoding="utf-8") == \
             _page(rendered, code)
 
 
 def test_an_unknown_month_renders_nothing_for_it(report_con, tmp_path):
-    index = render_reports(report_con, tmp_path / "r", [date(2030, 1, 1)], workers=1)
+    index = render_reports(report_con, tmp_path / "r", [date(2030, 1, 1)])
     assert index.exists() and not list((tmp_path / "r").glob("2030-01"))
 
 

@@ -70,7 +70,7 @@ def test_the_comparator_is_not_called_england_when_it_is_not(rendered):
 def test_the_comparator_is_england_when_orgs_covers_every_hwb(report_con, tmp_path):
     report_con.executemany("insert into orgs values (?, 'HWB', ?, null)",
                            [(f"E06{i:06d}", f"Area {i}") for i in range(200, 200 + report_data.ENGLAND_HWB_MIN)])
-    index = render_reports(report_con, tmp_path / "r", [date(2025, 11, 1)], workers=1)
+    index = render_reports(report_con, tmp_path / "r", [date(2025, 11, 1)])
     hwb = (index.parent / "2025-11" / f"{CORNWALL}.html").read_text(encoding="utf-8")
     assert "England (per 100,000)</th>" in hwb and "England (dotted)" in hwb
 
@@ -96,7 +96,7 @@ def test_exports_carry_spc_fields_under_disclosure_control(rendered):
 def test_methodology_states_the_settings_the_sql_used(report_con, tmp_path):
     report_con.execute("set variable spc_min_points = 9")
     report_con.execute("set variable spc_fix_after = 15")
-    index = render_reports(report_con, tmp_path / "r", [date(2025, 11, 1)], workers=1)
+    index = render_reports(report_con, tmp_path / "r", [date(2025, 11, 1)])
     page = (index.parent / "2025-11" / f"{CORNWALL}.html").read_text(encoding="utf-8")
     methods = page[page.index('id="method-spc"'):]
     assert "at least 9 final months" in methods and "after its first 15 final months" in methods

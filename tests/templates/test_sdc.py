@@ -153,7 +153,7 @@ def test_a_leak_blocks_the_page_and_the_export(report_con, tmp_path, monkeypatch
         return sdc.Count(n, national=national)       # no suppression, no rounding
     monkeypatch.setattr(sdc, "publish_count", leaky)
     with pytest.raises(DisclosureError, match="refusing to publish"):
-        render_reports(report_con, tmp_path / "reports", [NOV], workers=1)
+        render_reports(report_con, tmp_path / "reports", [NOV])
     assert not list((tmp_path / "reports").rglob("*.html"))
     assert not list((tmp_path / "reports").rglob("figures.*"))
 
@@ -167,7 +167,7 @@ def test_a_leak_in_the_export_alone_blocks_it(report_con, tmp_path, monkeypatch)
         return row | {"numerator": source.numerator}  # the unsuppressed number
     monkeypatch.setattr(exports, "_export_row", leaky_export)
     with pytest.raises(DisclosureError, match="figures.csv"):
-        render_reports(report_con, tmp_path / "reports", [NOV], workers=1)
+        render_reports(report_con, tmp_path / "reports", [NOV])
     assert not (tmp_path / "reports" / "2025-11" / f"{CORNWALL}.html").exists()
 
 

@@ -187,7 +187,7 @@ def test_a_bad_code_in_the_database_names_no_file(run, tmp_path, code, caplog):
         con.execute("update metric_cells set area_code = ? where area_code = 'E08000012'", [code])
         reports = tmp_path / "deep" / "reports"
         with caplog.at_level(logging.WARNING, logger="joinedup.report"):
-            render_reports(con, reports, [date(2025, 4, 1)], workers=1)
+            render_reports(con, reports, [date(2025, 4, 1)])
     finally:
         con.close()
     written = files_under(tmp_path)

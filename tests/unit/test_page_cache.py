@@ -73,13 +73,13 @@ def _last_month(con) -> date:
 
 def test_unchanged_pages_are_not_drawn_or_written_again(con, tmp_path, charts_drawn):
     reports, month = tmp_path / "reports", _last_month(con)
-    report.render_reports(con, reports, [month], workers=1)
+    report.render_reports(con, reports, [month])
     first = _pages(reports, month)
     assert len(first) == len(AREAS) + 1 and charts_drawn[-1] > 0
     drawn_before = len(charts_drawn)
     others = [reports / "index.html", *(reports / report.month_code(month)).glob("figures.*")]
     written = {p: p.stat().st_mtime_ns for p in others}
-    report.render_reports(con, reports, [month], workers=1)
+    report.render_reports(con, reports, [month])
     assert sum(charts_drawn[drawn_before:]) == 0
     assert _pages(reports, month) == first
     assert len(written) == 3 and {p: p.stat().st_mtime_ns for p in others} == written
@@ -87,14 +87,14 @@ def test_unchanged_pages_are_not_drawn_or_written_again(con, tmp_path, charts_dr
 
 def test_a_changed_figure_redraws_only_the_pages_that_show_it(con, tmp_path, charts_drawn):
     reports, month = tmp_path / "reports", _last_month(con)
-    report.render_reports(con, reports, [month], workers=1)
+    report.render_reports(con, reports, [month])
     first = _pages(reports, month)
     changed, unchanged = AREAS[0].code, AREAS[1].code
     # a plan is one area's alone (an HWB's numerator would change its ICB's and England's too)
     con.execute("update raw_plan set plan_value = plan_value * 1.5 "
                 "where period = ? and area_code = ? and metric_id = 'emergency_admissions'",
                 [month, changed])
-    report.render_reports(con, reports, [month], workers=1)
+    report.render_reports(con, reports, [month])
     after = _pages(reports, month)
     assert after[f"{changed}.html"] != first[f"{changed}.html"]
     assert after[f"{ICB_CODE}.html"] != first[f"{ICB_CODE}.html"]     # its HWBs side by side
@@ -105,15 +105,15 @@ def test_a_changed_figure_redraws_only_the_pages_that_show_it(con, tmp_path, cha
 def test_changed_templates_or_code_lists_or_a_missing_file_render_again(con, tmp_path, charts_drawn,
                                                                        monkeypatch):
     reports, month = tmp_path / "reports", _last_month(con)
-    report.render_reports(con, reports, [month], workers=1)
+    report.render_reports(con, reports, [month])
     first = _pages(reports, month)
     (reports / report.month_code(month) / f"{AREAS[1].code}.html").unlink()
-    report.render_reports(con, reports, [month], workers=1)
+    report.render_reports(con, reports, [month])
     assert set(_pages(reports, month)) == set(first)
     assert _pages(reports, month)[f"{AREAS[0].code}.html"] == first[f"{AREAS[0].code}.html"]
     # the templates, rendering code and code lists are one digest: any change renders every page
     monkeypatch.setattr(page_cache, "inputs_digest", lambda: "another template")
-    report.render_reports(con, reports, [month], workers=1)
+    report.render_reports(con, reports, [month])
     assert all(_pages(reports, month)[name] != mtime for name, mtime in first.items())
 
 
@@ -149,19 +149,19 @@ def test_a_context_that_cannot_be_pickled_is_always_rendered(tmp_path):
 
 def test_a_month_whose_report_data_is_unchanged_builds_no_page_at_all(con, tmp_path, monkeypatch):
     reports, month = tmp_path / "reports", _last_month(con)
-    report.render_reports(con, reports, [month], workers=1)
+    report.render_reports(con, reports, [month])
     first = _pages(reports, month)
     built = []
     original = report.build_month
     monkeypatch.setattr(report, "build_month", lambda *a: built.append(a) or original(*a))
-    report.render_reports(con, reports, [month], workers=1)
+    report.render_reports(con, reports, [month])
     assert built == [] and _pages(reports, month) == first
     # a change anywhere in the data: each page is judged on its own again
     # a plan is one area's alone (an HWB's numerator would change its ICB's and England's too)
     con.execute("update raw_plan set plan_value = plan_value * 1.5 "
                 "where period = ? and area_code = ? and metric_id = 'emergency_admissions'",
                 [month, AREAS[1].code])
-    report.render_reports(con, reports, [month], workers=1)
+    report.render_reports(con, reports, [month])
     assert len(built) == 1
     assert _pages(reports, month)[f"{AREAS[0].code}.html"] == first[f"{AREAS[0].code}.html"]
     assert _pages(reports, month)[f"{AREAS[1].code}.html"] != first[f"{AREAS[1].code}.html"]
