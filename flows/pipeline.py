@@ -113,7 +113,7 @@ def build_step(con, plans: list[runner.MonthPlan], run_id: str, on_month=None) -
 
 def report_step(con, settings: Settings, months: list[date]) -> Path:
     """Render the reports for these months (pages, index, exports)."""
-    from flows.publish.report import render_reports  # matplotlib is only imported when reports render
+    from flows.publish.report import render_reports  # templates load only when reports render
 
     return render_reports(con, settings.reports, months)
 

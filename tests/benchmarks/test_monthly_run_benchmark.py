@@ -95,7 +95,7 @@ def _median_run(runs: list[dict]) -> dict:
 
 @pytest.mark.benchmark
 def test_monthly_run_on_five_years_costs_about_the_same_as_on_one_year(tmp_path):
-    from flows.publish import report  # noqa: F401  (matplotlib and templates: imported before timing)
+    from flows.publish import report  # noqa: F401  (templates: imported before timing)
 
     generated = generate_landing(tmp_path / "generated", seed=42, months=61).files
     months = sorted({p for p in map(_period, generated) if p})[:-1]
