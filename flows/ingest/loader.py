@@ -23,9 +23,9 @@ import shutil
 import stat as stat_kind
 import tempfile
 import zlib
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -397,14 +397,23 @@ def _src_column(position: int) -> str:
 
 def _reader_sql(path: Path, *, header_only: bool = False, row_numbers: bool = True) -> str:
     """A DuckDB table expression that reads the file with every column as text."""
-    lower = path.name.lower()
-    quoted = _duckdb_path(path).replace("'", "''")
-    if lower.endswith(".parquet"):
+    if path.name.lower().endswith(".parquet"):
+        quoted = _duckdb_path(path).replace("'", "''")
         numbered = ", file_row_number = true" if row_numbers and not header_only else ""
         return f"read_parquet('{quoted}'{numbered})"
-    rejects = "" if header_only else ", store_rejects = true, rejects_limit = 0"
-    return (f"read_csv('{quoted}', delim = ',', quote = '\"', escape = '\"', "
-            f"auto_detect = false{rejects}{_csv_columns(path)})")
+    return _csv_reader_sql([path], _csv_width(path))
+
+
+def _csv_reader_sql(paths: list[Path], width: int, *, filename: bool = False) -> str:
+    """read_csv of files whose header line has `width` columns, in the contract's dialect
+    (nothing guessed from the data): every column as text under its position's name, lines
+    that do not split into the columns in the reject tables. `filename`: each row says which
+    file it came from (several files read at once)."""
+    quoted = ", ".join("'" + _duckdb_path(p).replace("'", "''") + "'" for p in paths)
+    cols = ", ".join(f"'{_src_column(position)}': 'VARCHAR'" for position in range(1, width + 1))
+    return (f"read_csv([{quoted}], delim = ',', quote = '\"', escape = '\"', auto_detect = false, "
+            f"store_rejects = true, rejects_limit = 0, skip = 1, header = false, "
+            f"columns = {{{cols}}}{', filename = true' if filename else ''})")
 
 
 def _parquet_columns(con: duckdb.DuckDBPyConnection, path: Path) -> list[tuple[str, str]]:
@@ -432,15 +441,14 @@ def _parquet_as_text(columns: list[tuple[str, str]]) -> str:
     return ", ".join(exprs)
 
 
-def _csv_columns(path: Path) -> str:
-    """Column names from the header line, so the CSV reader never has to guess them."""
+def _csv_width(path: Path) -> int:
+    """How many columns the header line names, so the CSV reader never has to guess them."""
     names = _csv_header(path)
     if not names:
         raise duckdb.InvalidInputException(
             "its first line is empty: the header row must be the first line"
             if _has_text_after_first_line(path) else "the file is empty: it has no header row")
-    cols = [f"'{_src_column(position)}': 'VARCHAR'" for position in range(1, len(names) + 1)]
-    return ", skip = 1, header = false, columns = {" + ", ".join(cols) + "}"
+    return len(names)
 
 
 def _opener(path: Path):
@@ -580,7 +588,7 @@ def _collect_rejects(con: duckdb.DuckDBPyConnection) -> None:
 BATCH_BYTES = 256 * 1024 ** 2      # file bytes judged at once, at most
 BATCH_MEMORY_SHARE = 32            # ... and at most this fraction of DuckDB's memory limit
 BATCH_FILES = 500
-BATCH_TABLES = ("batch_src", "batch_rejects", "checked_batch")
+BATCH_TABLES = ("batch_src", "batch_rejects", "batch_files", "checked_batch", "run_files")
 _SIZE = re.compile(r"([0-9.]+)\s*([KMGT]?)(i?)B", re.IGNORECASE)
 
 
@@ -651,8 +659,13 @@ def drop_batch_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 def _judge_batch(con: duckdb.DuckDBPyConnection, items: list[LandingFile],
                  pseudo_key: str | None) -> None:
-    """Read the batch's files into `batch_src` (contract column names, text) and judge every
-    row in one query into `checked_batch`; mark each file read with its key and counts."""
+    """Judge every row of the batch's files in one query into `checked_batch` (with each row's
+    `file_key`); mark each file judged with its key and counts.
+
+    CSV files whose header lines are alike are read by one read_csv of them all, inside the
+    query, so their text is never copied; a file the parser finds a malformed line in is left
+    to its own load (which numbers the lines around it). Other files (Parquet, a file a shared
+    read cannot take) are read one by one into `batch_src` first."""
     candidates = [i for i in items if _batchable(i)]
     if len(candidates) < 2:
         return
@@ -662,27 +675,95 @@ def _judge_batch(con: duckdb.DuckDBPyConnection, items: list[LandingFile],
     con.execute("create temp table batch_src (file_key integer, file_org varchar, file_period date, "
                 "line_number bigint, " + ", ".join(f'"{c}" varchar' for c in columns) + ")")
     con.execute("create temp table batch_rejects (file_key integer, line_number bigint, detail varchar)")
+    shared: dict[tuple, list[tuple[int, LandingFile]]] = {}
     for key, item in enumerate(candidates):
-        try:
-            read, malformed = read_into_src(con, item.path)
-            _check_columns(con, item)
-        except Exception:   # noqa: BLE001 - its own load reads it again and says why it fails
-            continue
-        colmap = _column_map(con)
-        values = ", ".join(f'src."{colmap[c]}"' if c in colmap else "null" for c in columns)
-        con.execute(f"insert into batch_src select ?, ?, ?, line_number, {values} from src",
-                    [key, item.name.org_code, item.name.period_start])
-        con.execute("insert into batch_rejects select ?, line_number, detail from src_rejects", [key])
-        item.batch = (key, read, malformed)
+        shape = _shared_read_shape(dataset, item)
+        if shape:
+            shared.setdefault(shape, []).append((key, item))
+        else:
+            _read_into_batch(con, key, item, columns)
     drop_working_tables(con)
+    _register_batch_files(con, [m for members in shared.values() for m in members])
+    sources = ["select * from batch_src"] + [_shared_read_sql(shape, [i for _, i in members], columns)
+                                              for shape, members in shared.items()]
     sql = build_checked_sql(dataset, {c: c for c in columns}, org_code=None, period_start=None,
                             code_lists=_code_lists(con, dataset), metric_ids=_plan_metric_ids(dataset),
-                            batched=True, source="batch_src")
+                            batched=True, source="(" + " union all ".join(sources) + ")")
     params = {k: v for k, v in identifiers.key_parameters(pseudo_key).items() if f"${k}" in sql}
-    # ordered by file, so that each file's part is read from its own row groups
-    con.execute(f"create temp table checked_batch as select * from ({sql}) order by file_key, line_number",
-                params)
+    con.execute(f"create temp table checked_batch as {sql}", params)
+    _count_shared_reads(con, [m for members in shared.values() for m in members])
     con.execute("drop table batch_src")
+
+
+def _read_into_batch(con, key: int, item: LandingFile, columns: list[str]) -> None:
+    """One file read on its own (`read_into_src`) and copied into `batch_src`."""
+    try:
+        read, malformed = read_into_src(con, item.path)
+        _check_columns(con, item)
+    except Exception:   # noqa: BLE001 - its own load reads it again and says why it fails
+        return
+    colmap = _column_map(con)
+    values = ", ".join(f'src."{colmap[c]}"' if c in colmap else "null" for c in columns)
+    con.execute(f"insert into batch_src select ?, ?, ?, line_number, {values} from src",
+                [key, item.name.org_code, item.name.period_start])
+    con.execute("insert into batch_rejects select ?, line_number, detail from src_rejects", [key])
+    item.batch = (key, read, malformed)
+
+
+def _shared_read_shape(dataset: Dataset, item: LandingFile) -> tuple | None:
+    """What a CSV file's read depends on (its header as written, compression, line ending):
+    files of one shape are read by one read_csv. None: read the file on its own (Parquet, or
+    a header that lacks a column, which its own load reports)."""
+    lower = item.path.name.lower()
+    if lower.endswith(".parquet") or not item.columns:
+        return None
+    try:
+        _require_columns(dataset, item.columns)
+        with _opener(item.path)(item.path, "rb") as handle:
+            crlf = handle.readline(1 << 20).endswith(b"\r\n")
+    except (FileRejected, OSError, EOFError, zlib.error):
+        return None
+    return tuple(item.columns), lower.endswith(".gz"), crlf
+
+
+def _register_batch_files(con, members: list[tuple[int, LandingFile]]) -> None:
+    """`batch_files`: the path DuckDB reads each file by, with its key, organisation, period."""
+    con.execute("create temp table batch_files (path varchar, file_key integer, file_org varchar, "
+                "file_period date)")
+    if members:
+        con.execute("insert into batch_files values " + ", ".join("(?, ?, ?, ?)" for _ in members),
+                    [v for key, item in members
+                     for v in (_duckdb_path(item.path), key, item.name.org_code, item.name.period_start)])
+
+
+def _shared_read_sql(shape: tuple, paths: list[LandingFile], columns: list[str]) -> str:
+    """The rows of files of one shape, as `batch_src` holds them. Rows come in file order and
+    in order within each file, so a file's line numbers count from its first row."""
+    headers = shape[0]
+    colmap: dict[str, str] = {}
+    for position, header in enumerate(headers, start=1):
+        colmap.setdefault(header.upper(), _src_column(position))
+    values = ", ".join(f'r."{colmap[c]}" as "{c}"' if c in colmap else f'null as "{c}"' for c in columns)
+    reader = _csv_reader_sql([i.path for i in paths], len(headers), filename=True)
+    return (f"select f.file_key, f.file_org, f.file_period, "
+            f"r.seq - min(r.seq) over (partition by r.filename) + 1 as line_number, {values} "
+            f"from (select row_number() over () as seq, * from {reader}) as r "
+            f"join batch_files as f on f.path = r.filename")
+
+
+def _count_shared_reads(con, members: list[tuple[int, LandingFile]]) -> None:
+    """Mark each file of a shared read judged, with its count of rows; a file with a line
+    the parser rejected is left to its own load."""
+    if not members:
+        return
+    malformed = {path for (path,) in con.execute(
+        "select distinct s.file_path from reject_errors e join reject_scans s "
+        "on e.scan_id = s.scan_id and e.file_id = s.file_id").fetchall()} if relation_exists(
+        con, "reject_errors") else set()
+    rows = dict(con.execute("select file_key, count(*) from checked_batch group by 1").fetchall())
+    for key, item in members:
+        if _duckdb_path(item.path) not in malformed:
+            item.batch = (key, rows.get(key, 0), 0)
 
 
 def _checked_from_batch(con: duckdb.DuckDBPyConnection, key: int) -> None:
@@ -720,19 +801,72 @@ def _load_new_files(con, landing: Path, pseudo_key: str | None, on_file) -> Load
     summary = LoadSummary(skipped=scan.skipped)
     for batch in _batches(new, batch_bytes(con)):
         _judge_batch_or_not(con, batch, pseudo_key)
-        for item in batch:
-            result = _load_guarded(con, item, pseudo_key)
-            try:
-                drop_working_tables(con)
-                if item.sha256 != _NO_BYTES:
-                    remember_stats(con, [item])
-            except duckdb.Error:
-                pass     # only a cache: the file is hashed again next run
-            summary.results.append(result)
-            if on_file:
-                on_file(result)
+        for results in _load_batch(con, batch, pseudo_key):
+            for result in results:
+                summary.results.append(result)
+                if on_file:
+                    on_file(result)
         _quietly(drop_batch_tables, con)
     return summary
+
+
+def _load_batch(con, batch: list[LandingFile], pseudo_key: str | None):
+    """Load the batch's files in order: each run of consecutive judged files in one
+    transaction (`_write_run`), any other file in its own (`_load_one`). Yields the results
+    of each step as it is committed."""
+    together = {id(i) for i in _writable_together(con, batch)}
+    run: list[LandingFile] = []
+    for item in batch:
+        if id(item) in together:
+            run.append(item)
+            continue
+        if run:
+            yield _write_run_or_each(con, run, pseudo_key)
+            run = []
+        yield [_load_one(con, item, pseudo_key)]
+    if run:
+        yield _write_run_or_each(con, run, pseudo_key)
+
+
+def _writable_together(con, batch: list[LandingFile]) -> list[LandingFile]:
+    """Judged files whose bytes are new and unlike any other file's in the batch: whether one
+    of them is a duplicate cannot depend on another written in the same transaction."""
+    judged = [i for i in batch if i.batch]
+    if not judged:
+        return []
+    known = {digest for (digest,) in con.execute(
+        "select distinct sha256 from files where status in ('loaded', 'superseded') and sha256 in ("
+        + ", ".join("?" for _ in judged) + ")", [i.sha256 for i in judged]).fetchall()}
+    copies = Counter(i.sha256 for i in batch)
+    return [i for i in judged if i.sha256 not in known and copies[i.sha256] == 1]
+
+
+def _load_one(con, item: LandingFile, pseudo_key: str | None) -> LoadResult:
+    """One file in its own transaction, then its landing stats (only a cache)."""
+    result = _load_guarded(con, item, pseudo_key)
+    try:
+        drop_working_tables(con)
+        if item.sha256 != _NO_BYTES:
+            remember_stats(con, [item])
+    except duckdb.Error:
+        pass     # only a cache: the file is hashed again next run
+    return result
+
+
+def _write_run_or_each(con, run: list[LandingFile], pseudo_key: str | None) -> list[LandingFile]:
+    """Write a run of judged files in one transaction; a commit costs far more than writing a
+    month's file of one provider. If anything fails, the run is rolled back and each file is
+    written in its own transaction, where a failure rejects that file alone."""
+    con.execute("begin transaction")
+    try:
+        results = _write_run(con, run)
+        remember_stats(con, run)
+        con.execute("commit")
+        return results
+    except Exception:   # noqa: BLE001 - the files' own loads say what is wrong with them
+        log.debug("run of %d files written one by one instead", len(run), exc_info=True)
+        rollback_quietly(con)
+    return [_load_one(con, item, pseudo_key) for item in run]
 
 
 def _load_guarded(con, item: LandingFile, pseudo_key: str | None) -> LoadResult:
@@ -757,7 +891,7 @@ def _record_failure(con, item: LandingFile, error: Exception) -> LoadResult:
         rollback_quietly(con)
         con.execute("begin transaction")
         file_id = con.execute("select nextval('file_ids')").fetchone()[0]
-        _insert_files_row(con, file_id, item, result, ledger)
+        _insert_files_rows(con, [_files_row(file_id, item, result, ledger=ledger)])
         con.execute("commit")
     except Exception:   # noqa: BLE001 - the database refused even that: the summary still says
         rollback_quietly(con)
@@ -782,7 +916,7 @@ def _load_in_transaction(con, item: LandingFile, pseudo_key: str | None) -> Load
     if item.rejection:
         return _reject(con, file_id, item, item.rejection)
     if _is_duplicate(con, item):
-        return _record(con, file_id, item, LoadResult(item.file_name, "duplicate"))
+        return _record_one(con, file_id, item, LoadResult(item.file_name, "duplicate"))
     if item.published_dataset:
         item.stage = "reading it as a file NHS England or ONS publish"
         return _load_published(con, file_id, item)
@@ -857,9 +991,13 @@ def _check_file(item: LandingFile) -> None:
 
 
 def _check_columns(con, item: LandingFile) -> None:
-    dataset = DATASETS[item.name.dataset]
-    names = [h.upper() for (h,) in con.execute(
-        "select header from src_columns order by position").fetchall()]
+    _require_columns(DATASETS[item.name.dataset], [h for (h,) in con.execute(
+        "select header from src_columns order by position").fetchall()])
+
+
+def _require_columns(dataset: Dataset, headers: list[str]) -> None:
+    """The header (names as written, trimmed) has every required column, each once."""
+    names = [h.upper() for h in headers]
     have = set(names)
     missing = [c for c in dataset.required if c not in have]
     if dataset.person_required and not have & set(dataset.person_columns):
@@ -885,7 +1023,7 @@ def _reject(con, file_id: int, item: LandingFile, rejected: FileRejected, *,
     elif item.name_error and not item.read_error and not item.rejection:
         rows = _quarantine_unnamed(con, file_id, item, rejected)
     result = LoadResult(item.file_name, "rejected", rows, 0, rows, rejection_reason(rejected))
-    return _record(con, file_id, item, result)
+    return _record_one(con, file_id, item, result)
 
 
 def _quarantine_unnamed(con, file_id: int, item: LandingFile, rejected: FileRejected) -> int:
@@ -911,29 +1049,62 @@ def _quarantine_all(con, file_id: int, item: LandingFile, rejected: FileRejected
 def _load_rows(con, file_id: int, item: LandingFile, rows_in: int,
                pseudo_key: str | None) -> LoadResult:
     dataset = DATASETS[item.name.dataset]
-    period_start = item.name.period_start
     con.execute("drop table if exists checked")
     if item.batch:
         _checked_from_batch(con, item.batch[0])
     else:
         sql = build_checked_sql(dataset, _column_map(con), org_code=item.name.org_code,
-                                period_start=period_start, code_lists=_code_lists(con, dataset),
+                                period_start=item.name.period_start,
+                                code_lists=_code_lists(con, dataset),
                                 metric_ids=_plan_metric_ids(dataset))
         params = {k: v for k, v in identifiers.key_parameters(pseudo_key).items() if f"${k}" in sql}
         con.execute("create temp table checked as " + sql, params)
-    _insert_raw(con, dataset, file_id, period_start)
-    _record_months(con, dataset.name, file_id, period_start)
-    _insert_quarantine(con, file_id, item.file_name)
-    loaded, quarantined, invalid, no_person = con.execute("""
-        select count(*) filter (where rule is null), count(*) filter (where rule is not null),
-               count(*) filter (where rule is null and nhs_number_invalid),
-               count(*) filter (where rule is null and person_id is null)
-        from checked""").fetchone()
-    quarantined += con.execute("select count(*) from src_rejects").fetchone()[0]
-    _supersede(con, item)
-    result = LoadResult(item.file_name, "loaded", rows_in, loaded, quarantined,
-                        dataset=dataset.name, period=item.name.period)
-    return _record(con, file_id, item, result, invalid=invalid, no_person=no_person)
+    return _write_judged(con, [(0, file_id, item, rows_in)], checked="(select 0 as file_key, * from checked)",
+                         rejects="(select 0 as file_key, * from src_rejects)")[0]
+
+
+def _write_run(con, run: list[LandingFile]) -> list[LoadResult]:
+    """Write the judged files of a run (see `_write_run_or_each`) from `checked_batch`."""
+    ids = sorted(r[0] for r in con.execute(
+        "select nextval('file_ids') from range(?)", [len(run)]).fetchall())
+    files = [(item.batch[0], file_id, item, item.batch[1] + item.batch[2])
+             for file_id, item in zip(ids, run)]
+    return _write_judged(con, files, checked="checked_batch", rejects="batch_rejects")
+
+
+def _write_judged(con, files: list[tuple[int, int, LandingFile, int]], *, checked: str,
+                  rejects: str) -> list[LoadResult]:
+    """Write judged files of one dataset, each (file_key, file_id, item, rows_in): the rows that
+    load, the months they can change, the quarantined rows, the ledger rows; then the files
+    they resubmit are superseded. `checked` and `rejects` hold the rows of every file, by
+    file_key. One file or many, the same statements."""
+    dataset = DATASETS[files[0][2].name.dataset]
+    con.execute("drop table if exists run_files")
+    con.execute("create temp table run_files (file_key integer, file_id integer, file_name varchar, "
+                "file_period date)")
+    con.execute("insert into run_files values " + ", ".join("(?, ?, ?, ?)" for _ in files),
+                [v for key, file_id, item, _ in files
+                 for v in (key, file_id, item.file_name, item.name.period_start)])
+    _insert_raw(con, dataset, checked)
+    _record_months(con, dataset.name)
+    _insert_quarantine(con, checked, rejects)
+    counts = {row[0]: row[1:] for row in con.execute(f"""
+        select f.file_key, count(c.line_number) filter (where c.rule is null),
+               count(c.line_number) filter (where c.rule is not null)
+                   + (select count(*) from {rejects} r where r.file_key = f.file_key),
+               count(c.line_number) filter (where c.rule is null and c.nhs_number_invalid),
+               count(c.line_number) filter (where c.rule is null and c.person_id is null)
+        from run_files f left join {checked} c on c.file_key = f.file_key
+        group by f.file_key""").fetchall()}
+    con.execute("drop table run_files")
+    entries = []
+    for key, file_id, item, rows_in in files:
+        loaded, quarantined, invalid, no_person = counts[key]
+        result = LoadResult(item.file_name, "loaded", rows_in, loaded, quarantined)
+        entries.append((file_id, item, result, invalid, no_person))
+    _record(con, entries)
+    _supersede(con, [_ledger(item)[3] for _, _, item, _ in files])
+    return [result for _, _, result, _, _ in entries]
 
 
 def _code_lists(con, dataset: Dataset) -> dict[str, list[str]]:
@@ -962,68 +1133,76 @@ def _column_map(con) -> dict[str, str]:
     return columns
 
 
-def _insert_raw(con, dataset: Dataset, file_id: int, period_start: date | None) -> None:
+def _insert_raw(con, dataset: Dataset, checked: str) -> None:
+    """The rows of each file in `run_files` that load, in file and line order."""
     table = f"raw_{dataset.name}"
     columns = [d[0] for d in con.execute(f"select * from {table} limit 0").description]
     values = [c for c in columns if c not in ("file_id", "period")]
     # A periodic extract's rows carry the file's period; a plan row carries its own PERIOD.
     period = ["period"] if "period" in columns else []
-    period_value = ["PERIOD_DATE"] if dataset.name == "plan" else ["?"] if period else []
+    period_value = (["c.PERIOD_DATE"] if dataset.name == "plan" else ["f.file_period"] if period else [])
     con.execute(
         f"insert into {table} (file_id, {', '.join(period + values)}) "
-        f"select ?, {', '.join(period_value + values)} from checked where rule is null "
-        "order by line_number",
-        [file_id] + ([period_start] if period_value == ["?"] else []))
+        f"select f.file_id, {', '.join(period_value + ['c.' + v for v in values])} "
+        f"from {checked} c join run_files f on f.file_key = c.file_key where c.rule is null "
+        "order by f.file_id, c.line_number")
 
 
-# Which months a file can change. An apc file holds every spell open in its period, so it can
-# change every month since its earliest admission, and the month before its period through
-# readmissions (an admission in the period can readmit a discharge up to 29 days earlier).
+# Which months a file in `run_files` can change. An apc file holds every spell open in its
+# period, so it can change every month since its earliest admission, and the month before its
+# period through readmissions (an admission in the period can readmit a discharge up to 29
+# days earlier).
 _MONTHS_SQL = {
-    "apc": """select distinct m::date from (
-                  select least(date_trunc('month', min(admidate)), ?::date - interval 1 month) as lo
-                  from raw_apc where file_id = ?) b,
-              generate_series(b.lo, ?::date, interval 1 month) g(m)""",
-    "reablement": "select distinct date_trunc('month', hosp_discharge_date) "
-                  "from raw_reablement where file_id = ?",
-    "carehome": "select distinct date_trunc('month', admission_date) from raw_carehome where file_id = ?",
-    "plan": "select distinct period from raw_plan where file_id = ?",
+    "apc": """select distinct b.file_id, m::date from (
+                  select f.file_id, f.file_period,
+                         least(date_trunc('month', min(r.admidate)), f.file_period - interval 1 month) as lo
+                  from run_files f left join raw_apc r on r.file_id = f.file_id
+                  group by f.file_id, f.file_period) b,
+              generate_series(b.lo, b.file_period, interval 1 month) g(m)""",
+    "reablement": "select distinct f.file_id, date_trunc('month', r.hosp_discharge_date) "
+                  "from run_files f join raw_reablement r on r.file_id = f.file_id",
+    "carehome": "select distinct f.file_id, date_trunc('month', r.admission_date) "
+                "from run_files f join raw_carehome r on r.file_id = f.file_id",
+    "plan": "select distinct f.file_id, r.period from run_files f join raw_plan r on r.file_id = f.file_id",
 }
 
 
-def _record_months(con, dataset: str, file_id: int, period_start: date | None) -> None:
-    if dataset not in _MONTHS_SQL:
-        con.execute("insert into file_months values (?, null)", [file_id])
-        return
-    params = [period_start, file_id, period_start] if dataset == "apc" else [file_id]
-    con.execute(f"insert into file_months select ?, * from ({_MONTHS_SQL[dataset]})",
-                [file_id] + params)
+def _record_months(con, dataset: str) -> None:
+    """A dataset without dated rows (population, orgs, changes) can change every month: NULL."""
+    con.execute("insert into file_months "
+                + _MONTHS_SQL.get(dataset, "select file_id, null from run_files"))
 
 
-def _insert_quarantine(con, file_id: int, file_name: str) -> None:
-    con.execute("""
+def _insert_quarantine(con, checked: str, rejects: str) -> None:
+    con.execute(f"""
         insert into quarantine_rows
-        select ?, ?, line_number, rule, detail from checked where rule is not null
+        select f.file_id, f.file_name, c.line_number, c.rule, c.detail
+        from {checked} c join run_files f on f.file_key = c.file_key where c.rule is not null
         union all
-        select ?, ?, line_number, 'malformed_row',
-               case when detail like '%INVALID ENCODING%'
-                    then 'the line is not UTF-8 text (' || detail || '); the file must be saved as UTF-8'
-                    else 'the line does not split into the header''s columns (' || detail || ')' end
-        from src_rejects
-    """, [file_id, file_name, file_id, file_name])
+        select f.file_id, f.file_name, r.line_number, 'malformed_row',
+               case when r.detail like '%INVALID ENCODING%'
+                    then 'the line is not UTF-8 text (' || r.detail || '); the file must be saved as UTF-8'
+                    else 'the line does not split into the header''s columns (' || r.detail || ')' end
+        from {rejects} r join run_files f on f.file_key = r.file_key
+    """)
 
 
-def _supersede(con, item: LandingFile) -> None:
-    """A resubmission replaces the earlier file's rows entirely; its counts stay in the log."""
-    _supersede_identity(con, item.name.dataset, "|".join(str(x) for x in item.name.identity))
-
-
-def _supersede_identity(con, dataset: str, identity: str) -> None:
-    old = [r[0] for r in con.execute(
-        "select file_id from files where identity = ? and status = 'loaded'", [identity]).fetchall()]
-    for file_id in old:
-        con.execute(f"delete from raw_{dataset} where file_id = ?", [file_id])
-        con.execute("update files set status = 'superseded' where file_id = ?", [file_id])
+def _supersede(con, identities: list[str | None]) -> None:
+    """A resubmission replaces the earlier file's rows entirely; its counts stay in the log.
+    Of the loaded files of an identity, the one loaded last (the highest file_id) stays."""
+    identities = sorted({i for i in identities if i is not None})
+    if not identities:
+        return
+    old = con.execute(
+        "select file_id, dataset from files where status = 'loaded' and identity in ("
+        + ", ".join("?" for _ in identities) + ") "
+        "qualify file_id < max(file_id) over (partition by identity)", identities).fetchall()
+    for dataset in sorted({d for _, d in old}):
+        ids = [f for f, d in old if d == dataset]
+        con.execute(f"delete from raw_{dataset} where file_id in ({', '.join('?' for _ in ids)})", ids)
+    if old:
+        con.execute(f"update files set status = 'superseded' where file_id in "
+                    f"({', '.join('?' for _ in old)})", [f for f, _ in old])
 
 
 def _ledger(item: LandingFile) -> tuple[str | None, str | None, str | None, str | None]:
@@ -1039,26 +1218,39 @@ def _ledger(item: LandingFile) -> tuple[str | None, str | None, str | None, str 
     return None, None, None, None
 
 
-def _record(con, file_id: int, item: LandingFile, result: LoadResult, *, invalid: int = 0,
-            no_person: int = 0) -> LoadResult:
-    ledger = _ledger(item)
-    result.reason = identifiers.withhold_numbers(result.reason)    # it is shown in the summary
-    _insert_files_row(con, file_id, item, result, ledger, invalid=invalid, no_person=no_person)
-    result.dataset, result.period = ledger[0], ledger[2]
+def _record(con, entries: list[tuple[int, LandingFile, LoadResult, int, int]]) -> None:
+    """The files' rows in `files`, each entry (file_id, item, result, invalid NHS numbers,
+    missing person ids)."""
+    _insert_files_rows(con, [_files_row(file_id, item, result, invalid=invalid, no_person=no_person)
+                             for file_id, item, result, invalid, no_person in entries])
+
+
+def _record_one(con, file_id: int, item: LandingFile, result: LoadResult) -> LoadResult:
+    _record(con, [(file_id, item, result, 0, 0)])
     return result
 
 
-def _insert_files_row(con, file_id: int, item: LandingFile, result: LoadResult, ledger: tuple, *,
-                      invalid: int = 0, no_person: int = 0) -> None:
-    """The file's row in `files`; every text in it is masked (display_name, withhold_numbers)."""
+def _files_row(file_id: int, item: LandingFile, result: LoadResult, *, invalid: int = 0,
+               no_person: int = 0, ledger: tuple | None = None) -> list:
+    """The file's row in `files`; every text in it is masked (display_name, withhold_numbers).
+    The result takes the reason as masked (it is shown in the summary), dataset and period."""
+    ledger = ledger or _ledger(item)
     dataset, org_code, period, identity = (identifiers.withhold_numbers(v) for v in ledger)
+    result.reason = identifiers.withhold_numbers(result.reason)
+    result.dataset, result.period = ledger[0], ledger[2]
+    return [file_id, item.file_name, item.sha256, dataset, org_code, period, identity,
+            result.status, result.rows_in, result.rows_loaded, result.rows_quarantined,
+            result.reason, invalid, no_person]
+
+
+def _insert_files_rows(con, rows: list[list]) -> None:
+    """Rows of `files` in one statement: each statement costs milliseconds."""
     con.execute(
         "insert into files (file_id, file_name, sha256, dataset, org_code, period, identity, "
         "status, rows_in, rows_loaded, rows_quarantined, reason, invalid_nhs_numbers, "
-        "missing_person_ids) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [file_id, item.file_name, item.sha256, dataset, org_code, period, identity,
-         result.status, result.rows_in, result.rows_loaded, result.rows_quarantined,
-         identifiers.withhold_numbers(result.reason), invalid, no_person])
+        "missing_person_ids) values "
+        + ", ".join("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" for _ in rows),
+        [v for row in rows for v in row])
 
 
 # ---------------------------------------------------------------- published files
@@ -1077,10 +1269,11 @@ def _load_published(con, file_id: int, item: LandingFile) -> LoadResult:
     _record_published_months(con, file_id, pub)
     _insert_published_checks(con, file_id, pub)
     _insert_published_quarantine(con, file_id, item.file_name, pub)
-    _supersede_identity(con, pub.dataset, pub.identity)
     result = LoadResult(item.file_name, "loaded", pub.rows_in, pub.rows_loaded + pub.check_rows,
                         len(pub.quarantined))
-    return _record(con, file_id, item, result)
+    _record_one(con, file_id, item, result)
+    _supersede(con, [pub.identity])
+    return result
 
 
 def _reject_published(con, file_id: int, item: LandingFile, rejected: FileRejected) -> LoadResult:
@@ -1089,7 +1282,7 @@ def _reject_published(con, file_id: int, item: LandingFile, rejected: FileReject
     con.execute("insert into quarantine_rows select ?, ?, l, ?, ? from range(1, ? + 1) t(l)",
                 [file_id, item.file_name, rejected.rule, f"file rejected: {rejected.detail}", rows])
     result = LoadResult(item.file_name, "rejected", rows, 0, rows, rejection_reason(rejected))
-    return _record(con, file_id, item, result)
+    return _record_one(con, file_id, item, result)
 
 
 def _insert_published_rows(con, file_id: int, pub: published.PublishedFile) -> None:
