@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 
@@ -51,6 +52,14 @@ DATASET_ORDER = {name: i for i, name in enumerate(REFERENCE_DATASETS[::-1] + PER
 _NATURAL = re.compile(r"(\d+)")
 
 
+class BatchPart(NamedTuple):
+    """A file's rows in the judged batch (`checked_batch`)."""
+    key: int                # file_key
+    rows: int               # rows read
+    malformed: int          # lines the CSV parser rejected (in `batch_rejects`)
+    line_offset: int = 0    # line_number in the batch - the line's number in the file
+
+
 @dataclass
 class LandingFile:
     path: Path
@@ -66,7 +75,7 @@ class LandingFile:
     # Why the file is rejected before anything reads it (a link, a file that cannot be hashed)
     rejection: FileRejected | None = None
     stage: str = "inspecting it"            # what the loader was doing, for a failure's reason
-    batch: tuple[int, int, int] | None = None   # (file_key, rows read, malformed): judged in a batch
+    batch: BatchPart | None = None          # its part of the batch judged at once (`_judge_batch`)
 
     @property
     def file_name(self) -> str:
@@ -707,7 +716,7 @@ def _read_into_batch(con, key: int, item: LandingFile, columns: list[str]) -> No
     con.execute(f"insert into batch_src select ?, ?, ?, line_number, {values} from src",
                 [key, item.name.org_code, item.name.period_start])
     con.execute("insert into batch_rejects select ?, line_number, detail from src_rejects", [key])
-    item.batch = (key, read, malformed)
+    item.batch = BatchPart(key, read, malformed)
 
 
 def _shared_read_shape(dataset: Dataset, item: LandingFile) -> tuple | None:
@@ -737,8 +746,9 @@ def _register_batch_files(con, members: list[tuple[int, LandingFile]]) -> None:
 
 
 def _shared_read_sql(shape: tuple, paths: list[LandingFile], columns: list[str]) -> str:
-    """The rows of files of one shape, as `batch_src` holds them. Rows come in file order and
-    in order within each file, so a file's line numbers count from its first row."""
+    """The rows of files of one shape, as `batch_src` holds them, but numbered through the read:
+    rows come in file order, and in order within each file, so a file's first row has the
+    lowest number (see BatchPart.line_offset)."""
     headers = shape[0]
     colmap: dict[str, str] = {}
     for position, header in enumerate(headers, start=1):
@@ -746,7 +756,7 @@ def _shared_read_sql(shape: tuple, paths: list[LandingFile], columns: list[str])
     values = ", ".join(f'r."{colmap[c]}" as "{c}"' if c in colmap else f'null as "{c}"' for c in columns)
     reader = _csv_reader_sql([i.path for i in paths], len(headers), filename=True)
     return (f"select f.file_key, f.file_org, f.file_period, "
-            f"r.seq - min(r.seq) over (partition by r.filename) + 1 as line_number, {values} "
+            f"r.seq as line_number, {values} "
             f"from (select row_number() over () as seq, * from {reader}) as r "
             f"join batch_files as f on f.path = r.filename")
 
@@ -760,19 +770,22 @@ def _count_shared_reads(con, members: list[tuple[int, LandingFile]]) -> None:
         "select distinct s.file_path from reject_errors e join reject_scans s "
         "on e.scan_id = s.scan_id and e.file_id = s.file_id").fetchall()} if relation_exists(
         con, "reject_errors") else set()
-    rows = dict(con.execute("select file_key, count(*) from checked_batch group by 1").fetchall())
+    rows = {key: (count, first) for key, count, first in con.execute(
+        "select file_key, count(*), min(line_number) from checked_batch group by 1").fetchall()}
     for key, item in members:
         if _duckdb_path(item.path) not in malformed:
-            item.batch = (key, rows.get(key, 0), 0)
+            count, first = rows.get(key, (0, 1))
+            item.batch = BatchPart(key, count, 0, first - 1)
 
 
-def _checked_from_batch(con: duckdb.DuckDBPyConnection, key: int) -> None:
+def _checked_from_batch(con: duckdb.DuckDBPyConnection, part: BatchPart) -> None:
     """`checked` and `src_rejects` of one file of the batch, as its one-file load makes them."""
-    con.execute("create temp table checked as select * exclude (file_key) from checked_batch "
-                "where file_key = ?", [key])
+    con.execute("create temp table checked as select * exclude (file_key) "
+                "replace (line_number - ? as line_number) from checked_batch where file_key = ?",
+                [part.line_offset, part.key])
     con.execute("drop table if exists src_rejects")
     con.execute("create temp table src_rejects as select line_number, detail from batch_rejects "
-                "where file_key = ?", [key])
+                "where file_key = ?", [part.key])
 
 
 # ---------------------------------------------------------------- loading one file
@@ -922,7 +935,7 @@ def _load_in_transaction(con, item: LandingFile, pseudo_key: str | None) -> Load
         return _load_published(con, file_id, item)
     item.stage = "reading it"
     if item.batch:      # read, checked and judged with its batch (`_judge_batch`)
-        return _load_rows(con, file_id, item, item.batch[1] + item.batch[2], pseudo_key)
+        return _load_rows(con, file_id, item, item.batch.rows + item.batch.malformed, pseudo_key)
     try:
         _check_file(item)
         rows_in, malformed = read_into_src(con, item.path)
@@ -1051,7 +1064,7 @@ def _load_rows(con, file_id: int, item: LandingFile, rows_in: int,
     dataset = DATASETS[item.name.dataset]
     con.execute("drop table if exists checked")
     if item.batch:
-        _checked_from_batch(con, item.batch[0])
+        _checked_from_batch(con, item.batch)
     else:
         sql = build_checked_sql(dataset, _column_map(con), org_code=item.name.org_code,
                                 period_start=item.name.period_start,
@@ -1059,7 +1072,8 @@ def _load_rows(con, file_id: int, item: LandingFile, rows_in: int,
                                 metric_ids=_plan_metric_ids(dataset))
         params = {k: v for k, v in identifiers.key_parameters(pseudo_key).items() if f"${k}" in sql}
         con.execute("create temp table checked as " + sql, params)
-    return _write_judged(con, [(0, file_id, item, rows_in)], checked="(select 0 as file_key, * from checked)",
+    return _write_judged(con, [(BatchPart(0, rows_in, 0), file_id, item)],
+                         checked="(select 0 as file_key, * from checked)",
                          rejects="(select 0 as file_key, * from src_rejects)")[0]
 
 
@@ -1067,24 +1081,23 @@ def _write_run(con, run: list[LandingFile]) -> list[LoadResult]:
     """Write the judged files of a run (see `_write_run_or_each`) from `checked_batch`."""
     ids = sorted(r[0] for r in con.execute(
         "select nextval('file_ids') from range(?)", [len(run)]).fetchall())
-    files = [(item.batch[0], file_id, item, item.batch[1] + item.batch[2])
-             for file_id, item in zip(ids, run)]
+    files = [(item.batch, file_id, item) for file_id, item in zip(ids, run)]
     return _write_judged(con, files, checked="checked_batch", rejects="batch_rejects")
 
 
-def _write_judged(con, files: list[tuple[int, int, LandingFile, int]], *, checked: str,
+def _write_judged(con, files: list[tuple[BatchPart, int, LandingFile]], *, checked: str,
                   rejects: str) -> list[LoadResult]:
-    """Write judged files of one dataset, each (file_key, file_id, item, rows_in): the rows that
+    """Write judged files of one dataset, each (its part of `checked`, file_id, item): the rows that
     load, the months they can change, the quarantined rows, the ledger rows; then the files
     they resubmit are superseded. `checked` and `rejects` hold the rows of every file, by
     file_key. One file or many, the same statements."""
     dataset = DATASETS[files[0][2].name.dataset]
     con.execute("drop table if exists run_files")
     con.execute("create temp table run_files (file_key integer, file_id integer, file_name varchar, "
-                "file_period date)")
-    con.execute("insert into run_files values " + ", ".join("(?, ?, ?, ?)" for _ in files),
-                [v for key, file_id, item, _ in files
-                 for v in (key, file_id, item.file_name, item.name.period_start)])
+                "file_period date, line_offset bigint)")
+    con.execute("insert into run_files values " + ", ".join("(?, ?, ?, ?, ?)" for _ in files),
+                [v for part, file_id, item in files
+                 for v in (part.key, file_id, item.file_name, item.name.period_start, part.line_offset)])
     _insert_raw(con, dataset, checked)
     _record_months(con, dataset.name)
     _insert_quarantine(con, checked, rejects)
@@ -1098,12 +1111,12 @@ def _write_judged(con, files: list[tuple[int, int, LandingFile, int]], *, checke
         group by f.file_key""").fetchall()}
     con.execute("drop table run_files")
     entries = []
-    for key, file_id, item, rows_in in files:
-        loaded, quarantined, invalid, no_person = counts[key]
-        result = LoadResult(item.file_name, "loaded", rows_in, loaded, quarantined)
+    for part, file_id, item in files:
+        loaded, quarantined, invalid, no_person = counts[part.key]
+        result = LoadResult(item.file_name, "loaded", part.rows + part.malformed, loaded, quarantined)
         entries.append((file_id, item, result, invalid, no_person))
     _record(con, entries)
-    _supersede(con, [_ledger(item)[3] for _, _, item, _ in files])
+    _supersede(con, [_ledger(item)[3] for _, _, item in files])
     return [result for _, _, result, _, _ in entries]
 
 
@@ -1143,9 +1156,14 @@ def _insert_raw(con, dataset: Dataset, checked: str) -> None:
     period_value = (["c.PERIOD_DATE"] if dataset.name == "plan" else ["f.file_period"] if period else [])
     con.execute(
         f"insert into {table} (file_id, {', '.join(period + values)}) "
-        f"select f.file_id, {', '.join(period_value + ['c.' + v for v in values])} "
+        f"select f.file_id, {', '.join(period_value + [_line_number(v) for v in values])} "
         f"from {checked} c join run_files f on f.file_key = c.file_key where c.rule is null "
         "order by f.file_id, c.line_number")
+
+
+def _line_number(column: str) -> str:
+    """A column of `checked` as written; line numbers of a shared read counted from the file's start."""
+    return "c.line_number - f.line_offset" if column == "line_number" else f"c.{column}"
 
 
 # Which months a file in `run_files` can change. An apc file holds every spell open in its
@@ -1176,7 +1194,7 @@ def _record_months(con, dataset: str) -> None:
 def _insert_quarantine(con, checked: str, rejects: str) -> None:
     con.execute(f"""
         insert into quarantine_rows
-        select f.file_id, f.file_name, c.line_number, c.rule, c.detail
+        select f.file_id, f.file_name, c.line_number - f.line_offset, c.rule, c.detail
         from {checked} c join run_files f on f.file_key = c.file_key where c.rule is not null
         union all
         select f.file_id, f.file_name, r.line_number, 'malformed_row',
