@@ -4,7 +4,7 @@ For each new file: parse its name, read it (CSV, gzipped CSV or Parquet) as text
 columns, apply the dataset's row rules in one SQL pass, pseudonymise NHS numbers, then write the
 loaded rows, the quarantined rows and the file's ledger row in a single transaction.
 
-A file whose name does not parse may be one NHS England or ONS published (flows/ingest/published.py):
+A file whose name does not parse may be one NHS England or ONS published (flows/ingest/published/):
 when its header matches a published layout it loads into raw_nhse_ae, raw_nhse_discharge or
 raw_ons_population with the same guarantees (one transaction, every row loaded or quarantined,
 duplicates by SHA-256, a newer file of the same identity supersedes the older), and the file's
