@@ -842,16 +842,28 @@ def _load_batch(con, batch: list[LandingFile], pseudo_key: str | None):
 
 
 def _writable_together(con, batch: list[LandingFile]) -> list[LandingFile]:
-    """Judged files whose bytes are new and unlike any other file's in the batch: whether one
-    of them is a duplicate cannot depend on another written in the same transaction."""
+    """Judged files that no other file of the batch or before can make a duplicate (see
+    `_is_duplicate`), so that none of them depends on another written in the same transaction:
+    bytes seen in no loaded file and in no other file of the batch. Header-only files of
+    different identities may share their bytes: each is a delivery of its own."""
     judged = [i for i in batch if i.batch]
     if not judged:
         return []
-    known = {digest for (digest,) in con.execute(
-        "select distinct sha256 from files where status in ('loaded', 'superseded') and sha256 in ("
-        + ", ".join("?" for _ in judged) + ")", [i.sha256 for i in judged]).fetchall()}
-    copies = Counter(i.sha256 for i in batch)
-    return [i for i in judged if i.sha256 not in known and copies[i.sha256] == 1]
+    known = set(con.execute(
+        "select distinct sha256, case when rows_in > 0 then null else identity end from files "
+        "where status in ('loaded', 'superseded') and sha256 in ("
+        + ", ".join("?" for _ in judged) + ")", [i.sha256 for i in judged]).fetchall())
+    copies = Counter(_copy_key(i) for i in judged)
+    unjudged = {i.sha256 for i in batch if not i.batch}
+    return [i for i in judged
+            if _copy_key(i) not in known and copies[_copy_key(i)] == 1 and i.sha256 not in unjudged]
+
+
+def _copy_key(item: LandingFile) -> tuple[bytes, str | None]:
+    """Files with the same key are duplicates of each other: the bytes, and for a file with no
+    rows its identity too."""
+    empty = item.batch.rows + item.batch.malformed == 0
+    return item.sha256, _ledger(item)[3] if empty else None
 
 
 def _load_one(con, item: LandingFile, pseudo_key: str | None) -> LoadResult:

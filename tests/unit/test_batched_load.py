@@ -85,3 +85,27 @@ def test_a_batch_leaves_no_working_table_behind(faulty_landing, tmp_path):
     load_landing(con, faulty_landing, pseudo_key="test-key")
     temp = {r[0] for r in con.execute("select table_name from duckdb_tables() where temporary").fetchall()}
     assert not temp & {"src", "src_rejects", "checked", *loader.BATCH_TABLES}
+
+
+def test_files_written_together_are_duplicates_exactly_as_one_by_one(tmp_path, monkeypatch):
+    """A batch's files commit together only when none can make another a duplicate: a byte copy
+    is a duplicate, and so is a header-only file resent under its own identity, but header-only
+    returns of two councils (the same bytes) are two deliveries."""
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    header = "LA_CODE,CLIENT_ID,AGE,HOSP_DISCHARGE_DATE,SERVICE_START_DATE,STATUS_91D,PSEUDO_ID\n"
+    row = "E06000003,C1,80,2025-06-03,2025-06-04,,P1\n"
+    for name, text in [("reablement_E06000001_2025-06.csv", header),
+                       ("reablement_E06000002_2025-06.csv", header),
+                       ("reablement_E06000002_2025-06_v2.csv", header),
+                       ("reablement_E06000003_2025-06.csv", header + row),
+                       ("reablement_E06000003_2025-06_v2.csv", header + row)]:
+        (landing / name).write_text(text)
+    batched = _load_and_build(landing, tmp_path / "batched.duckdb")
+    monkeypatch.setattr(loader, "_judge_batch", lambda con, items, pseudo_key: None)
+    one_by_one = _load_and_build(landing, tmp_path / "single.duckdb")
+    assert [(r[0], r[6]) for r in batched["files"]] == [
+        ("reablement_E06000001_2025-06.csv", "loaded"), ("reablement_E06000002_2025-06.csv", "loaded"),
+        ("reablement_E06000002_2025-06_v2.csv", "duplicate"), ("reablement_E06000003_2025-06.csv", "loaded"),
+        ("reablement_E06000003_2025-06_v2.csv", "duplicate")]
+    assert batched == one_by_one
