@@ -207,5 +207,3 @@ def _ae_checks(df: pl.DataFrame, total, file_period: str, counts_present: list[s
         checks.append({"check": "total_period", "column": "period", "published": t_month,
                        "computed": file_period, "ok": False})
     return checks
-
-

@@ -61,7 +61,6 @@ class PublishedFile:
         return self.rows.get_column("line_number").n_unique()
 
 
-
 # --------------------------------------------------------------------------------------------
 # Reading text
 
@@ -156,7 +155,6 @@ def _clean(value: str) -> str:
     return " ".join(value.split())       # trims and collapses spaces, including non-breaking ones
 
 
-
 def _match(headers: list[str], patterns: dict[str, str]) -> dict[str, int]:
     """Map normalised names to header positions; a name matched twice is an error."""
     found: dict[str, int] = {}
@@ -229,7 +227,6 @@ def _parse_date(value: str) -> date | None:
     return None
 
 
-
 # --------------------------------------------------------------------------------------------
 # Shared row handling
 
@@ -292,5 +289,3 @@ def _require(cols: dict[str, int], required, dataset: str) -> None:
     missing = [c for c in required if c not in cols]
     if missing:
         raise FileRejected("missing_column", f"{dataset}: required column(s) missing: {', '.join(missing)}")
-
-

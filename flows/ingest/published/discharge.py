@@ -96,5 +96,3 @@ def read(headers: list[str], data: list[list[str]]) -> PublishedFile:
     return PublishedFile("nhse_discharge", "NHSE", periods[0] if len(periods) == 1 else None, df,
                          rows.quarantine_list(), 0, len(data), checks, layout=layout, periods=periods,
                          notes=notes)
-
-

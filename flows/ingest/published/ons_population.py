@@ -28,7 +28,6 @@ def _ons_ages(headers: list[str]) -> dict[int, tuple[int, bool]]:
     return ages
 
 
-
 # Country rows and the lowest-tier areas whose sum they are.
 _COUNTRY_PARTS = {ENGLAND_CODE: ("E06", "E07", "E08", "E09"), "W92000004": ("W06",),
                   "S92000003": ("S12",), "N92000002": ("N09",)}

@@ -84,7 +84,6 @@ def detect_published(path: Path) -> str | None:
     return found[1] if found else None
 
 
-
 def _read_table(path: Path) -> tuple[list[list[str]], tuple[int, str] | None, str]:
     """Records, recognised header and encoding. Any failure to read is a FileRejected naming
     the file, whatever raised it (I/O, damaged gzip, a CSV the csv module cannot parse)."""
@@ -143,5 +142,3 @@ def read_published(path: Path, *, year: int | None = None) -> PublishedFile:
                            "be accounted for as loaded, quarantined or checks; not loaded")
     result.notes[:0] = notes
     return result
-
-
