@@ -141,7 +141,7 @@ def _judge_batch(con: duckdb.DuckDBPyConnection, items: list[LandingFile],
     to its own load (which numbers the lines around it). Other files (Parquet, a file a shared
     read cannot take) are read one by one into `batch_src` first."""
     candidates = [i for i in items if _batchable(i)]
-    if len(candidates) < 2:
+    if not candidates:
         return
     dataset = DATASETS[candidates[0].name.dataset]
     columns = list(dict.fromkeys([c.name for c in dataset.columns] + list(dataset.person_columns)))

@@ -172,9 +172,9 @@ def hostile_stage_landing(tmp_path: Path) -> Path:
                          ids=[f"{f}-{type(e).__name__}" for _, f, _, e in STAGES])
 def test_each_stage_failing_rejects_only_its_file(con, tmp_path, monkeypatch, module, function, target, error):
     landing = hostile_stage_landing(tmp_path)
-    # one file per batch, so each stage runs inside the file's own load (the batch's own
+    # no file judged in a batch, so each stage runs inside the file's own load (the batch's own
     # failures are the next test's)
-    monkeypatch.setattr(judging, "BATCH_FILES", 1)
+    monkeypatch.setattr(judging, "_judge_batch", lambda con, items, pseudo_key: None)
     current: list[str] = []
     for name in ("inspect", "load_file"):    # which file the loader is working on
         original = getattr(loader, name)
