@@ -162,7 +162,7 @@ def _load_one(con, item: LandingFile, pseudo_key: str | None) -> LoadResult:
     return result
 
 
-def _write_run_or_each(con, run: list[LandingFile], pseudo_key: str | None) -> list[LandingFile]:
+def _write_run_or_each(con, run: list[LandingFile], pseudo_key: str | None) -> list[LoadResult]:
     """Write a run of judged files in one transaction; a commit costs far more than writing a
     month's file of one provider. If anything fails, the run is rolled back and each file is
     written in its own transaction, where a failure rejects that file alone."""

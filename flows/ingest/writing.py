@@ -30,7 +30,7 @@ def write_run(con, run: list[LandingFile]) -> list[LoadResult]:
 
 
 def write_judged(con, files: list[tuple[BatchPart, int, LandingFile]], *, checked: str,
-                  rejects: str) -> list[LoadResult]:
+                 rejects: str) -> list[LoadResult]:
     """Write judged files of one dataset, each (its part of `checked`, file_id, item): the rows that
     load, the months they can change, the quarantined rows, the ledger rows; then the files
     they resubmit are superseded. `checked` and `rejects` hold the rows of every file, by
