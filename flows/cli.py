@@ -202,7 +202,8 @@ def _unloaded(settings) -> list[str]:
     """Landing files not seen before (read-only: a dry run changes nothing)."""
     import duckdb
 
-    from flows.ingest.loader import files_to_inspect, landing_files, seen_files, sha256_of
+    from flows.ingest.inspection import sha256_of
+    from flows.ingest.landing import files_to_inspect, landing_files, seen_files
     from flows.ingest.naming import display_name
     if not settings.db.exists():
         return [display_name(p.name) for p in landing_files(settings.landing)]

@@ -241,7 +241,7 @@ def _pseudonyms_cte(dataset: Dataset) -> tuple[str, str]:
         return "", ""
     valid = nhs_number_valid_sql("nhs_clean", "nhs_bigint")
     cte = (f", pseudonyms as (select nhs_clean as number, {pseudonym_sql('nhs_clean')} as pseudonym "
-           f"from (select distinct nhs_clean, nhs_bigint from r where {valid}))")
+           f"from (select distinct nhs_clean, nhs_bigint from failed where {valid}))")
     return cte, "left join pseudonyms on pseudonyms.number = r.nhs_clean"
 
 
@@ -286,7 +286,8 @@ def build_checked_sql(dataset: Dataset, colmap: dict[str, str], *, org_code: str
     case_rule = " ".join(f"when {cond} then {i}" for i, (cond, _, _) in enumerate(rules))
     rule_names = "[" + ", ".join(f"'{name}'" for _, name, _ in rules) + "]"
     case_detail = " ".join(f"when {i} then {detail}" for i, (_, _, detail) in enumerate(rules))
-    key = ", ".join((["r.FILE_KEY"] if batched else []) + [f"t.{k}" for k in dataset.key])
+    key = (["r.FILE_KEY"] if batched else []) + [f"t.{k}" for k in dataset.key]
+    same_key = " and ".join(f"repeated.k{i} is not distinct from {k}" for i, k in enumerate(key))
     dup_detail = " || ', ' || ".join(
         f"'{k} (not shown)'" if k in PERSON_KEY_COLUMNS else f"'{k} ' || coalesce(t.{k}::varchar, '')"
         for k in dataset.key)
@@ -304,15 +305,18 @@ def build_checked_sql(dataset: Dataset, colmap: dict[str, str], *, org_code: str
         judged as (
             select r.*, {', '.join(typed_cols)} from r
         ),
-        failed as (
-            select r.*, case {case_rule} end as failed_rule,
-                   count(*) over (partition by {key}) as key_count
-            from judged as r
+        failed as materialized (
+            select r.*, case {case_rule} end as failed_rule from judged as r
+        ),
+        repeated as (
+            select {', '.join(f'{k} as k{i}' for i, k in enumerate(key))}, count(*) as key_count
+            from failed as r group by all having count(*) > 1
         ){pseudonyms_cte}
         select {'r.FILE_KEY as file_key, ' if batched else ''}r.line_number, {typed_out},
                {', '.join(person_judged)},
                case when failed_rule is not null then {rule_names}[failed_rule + 1]
                     when key_count > 1 then 'duplicate_key' end as rule,
                {withhold_numbers_sql(detail)} as detail
-        from failed as r {pseudonyms_join}
+        from (select r.*, coalesce(repeated.key_count, 1) as key_count
+              from failed as r left join repeated on {same_key}) as r {pseudonyms_join}
     """)

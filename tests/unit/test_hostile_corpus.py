@@ -16,7 +16,7 @@ import pytest
 import flows
 from flows.db import connect
 from flows.errors import FileRejected
-from flows.ingest import identifiers, loader, published
+from flows.ingest import identifiers, inspection, judging, loader, published, writing
 from flows.ingest.loader import load_landing, skipped_summary
 from flows.ingest.naming import display_name, parse_file_name
 from tests.conftest import TEST_DATA, write_csv
@@ -141,17 +141,17 @@ def test_names_that_cannot_be_typed_or_hold_numbers_never_stop_the_run(con, tmp_
 CONTRACT_TARGET = "apc_RXH_2025-10.csv"
 # (module, function, the file it fails for, what it raises)
 STAGES = [
-    (loader, "sha256_of", CONTRACT_TARGET, OSError(errno.EACCES, "Permission denied")),
-    (loader, "parse_file_name", CONTRACT_TARGET, RuntimeError("std::bad_cast")),
-    (loader, "header_of", CONTRACT_TARGET, zlib.error("Error -3 while decompressing data: invalid distance too far back")),
+    (inspection, "sha256_of", CONTRACT_TARGET, OSError(errno.EACCES, "Permission denied")),
+    (inspection, "parse_file_name", CONTRACT_TARGET, RuntimeError("std::bad_cast")),
+    (inspection, "header_of", CONTRACT_TARGET, zlib.error("Error -3 while decompressing data: invalid distance too far back")),
     (loader, "read_into_src", CONTRACT_TARGET, RuntimeError("std::bad_cast")),
-    (loader, "_check_columns", CONTRACT_TARGET, KeyError("PROCODE")),
+    (loader, "check_columns", CONTRACT_TARGET, KeyError("PROCODE")),
     (loader, "build_checked_sql", CONTRACT_TARGET, ValueError("bad rule")),
-    (loader, "_insert_raw", CONTRACT_TARGET, duckdb.ConstraintException("Constraint Error: /srv/x/apc.csv")),
-    (loader, "_record_months", CONTRACT_TARGET, duckdb.InternalException("INTERNAL Error: oops")),
-    (loader, "_insert_quarantine", CONTRACT_TARGET, MemoryError()),
-    (loader, "_supersede", CONTRACT_TARGET, TypeError("unexpected")),
-    (loader, "_record", CONTRACT_TARGET, duckdb.IOException("IO Error: disk full")),
+    (writing, "_insert_raw", CONTRACT_TARGET, duckdb.ConstraintException("Constraint Error: /srv/x/apc.csv")),
+    (writing, "_record_months", CONTRACT_TARGET, duckdb.InternalException("INTERNAL Error: oops")),
+    (writing, "_insert_quarantine", CONTRACT_TARGET, MemoryError()),
+    (writing, "supersede", CONTRACT_TARGET, TypeError("unexpected")),
+    (writing, "_record", CONTRACT_TARGET, duckdb.IOException("IO Error: disk full")),
     (published, "detect_published", AE_NAME, zlib.error("Error -3 while decompressing data")),
     (published, "read_published", AE_NAME, KeyError("att_booked_type1")),
     (loader, "_insert_published_rows", AE_NAME, RuntimeError("std::bad_cast")),
@@ -172,9 +172,9 @@ def hostile_stage_landing(tmp_path: Path) -> Path:
                          ids=[f"{f}-{type(e).__name__}" for _, f, _, e in STAGES])
 def test_each_stage_failing_rejects_only_its_file(con, tmp_path, monkeypatch, module, function, target, error):
     landing = hostile_stage_landing(tmp_path)
-    # one file per batch, so each stage runs inside the file's own load (the batch's own
+    # no file judged in a batch, so each stage runs inside the file's own load (the batch's own
     # failures are the next test's)
-    monkeypatch.setattr(loader, "BATCH_FILES", 1)
+    monkeypatch.setattr(judging, "_judge_batch", lambda con, items, pseudo_key: None)
     current: list[str] = []
     for name in ("inspect", "load_file"):    # which file the loader is working on
         original = getattr(loader, name)
@@ -369,7 +369,7 @@ def test_a_batch_that_cannot_be_judged_falls_back_to_one_file_at_a_time(con, tmp
     """Judging consecutive files in one query only saves time: when it fails, in any way, each
     file is judged on its own and every file still loads."""
     landing = hostile_stage_landing(tmp_path)
-    real = loader.build_checked_sql
+    real = judging.build_checked_sql
     batched_calls = []
 
     def failing_when_batched(*args, **kwargs):
@@ -377,7 +377,7 @@ def test_a_batch_that_cannot_be_judged_falls_back_to_one_file_at_a_time(con, tmp
             batched_calls.append(1)
             raise error
         return real(*args, **kwargs)
-    monkeypatch.setattr(loader, "build_checked_sql", failing_when_batched)
+    monkeypatch.setattr(judging, "build_checked_sql", failing_when_batched)
 
     load(con, landing)
     rows = log(con)

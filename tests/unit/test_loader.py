@@ -167,15 +167,15 @@ def test_loading_twice_or_in_another_order_gives_the_same_database(tmp_path):
 
 
 def test_files_unchanged_since_hashed_are_not_read_again_and_a_rewritten_one_is(con, tmp_path, monkeypatch):
-    from flows.ingest import loader
+    from flows.ingest import inspection
 
     landing = tmp_path / "landing"
     write_csv(landing / "apc_RXH_2025-10.csv", APC_HEADER, "RXH,S1,,70,1,E06000043,2025-10-03,21,,,,I50")
     write_csv(landing / "apc_RXH_2025-11.csv", APC_HEADER, "RXH,S1,,70,1,E06000043,2025-10-03,21,,,,I50")
     load(con, landing)
     hashed = []
-    real_sha256_of = loader.sha256_of
-    monkeypatch.setattr(loader, "sha256_of", lambda path: hashed.append(path.name) or real_sha256_of(path))
+    real_sha256_of = inspection.sha256_of
+    monkeypatch.setattr(inspection, "sha256_of", lambda path: hashed.append(path.name) or real_sha256_of(path))
 
     assert load(con, landing).results == [] and hashed == []    # the quick check: name, size, mtime
 

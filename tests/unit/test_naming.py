@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from flows.errors import FileRejected
-from flows.ingest.loader import _load_order
+from flows.ingest.landing import _load_order
 from flows.ingest.naming import parse_file_name
 
 

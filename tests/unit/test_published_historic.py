@@ -386,8 +386,8 @@ def test_counts_saved_as_whole_floats_and_an_england_row(tmp_path):
 
 def test_a_file_far_bigger_than_any_publication_is_not_read_whole(tmp_path, monkeypatch):
     """A gzip that expands without end (or any huge file) is rejected, not read into memory."""
-    import flows.ingest.published as published
-    monkeypatch.setattr(published, "_MAX_BYTES", 4096)
+    from flows.ingest.published import common
+    monkeypatch.setattr(common, "_MAX_BYTES", 4096)
     path = tmp_path / "expands.csv.gz"
     path.write_bytes(gzip.compress(sample_bytes() * 50))
     assert detect_published(path) == "nhse_ae"                   # its header is still recognised
