@@ -84,7 +84,7 @@ create table if not exists raw_changes (
     file_id integer, line_number bigint, area_code varchar, metric_id varchar,
     change_date varchar, description varchar
 );
--- Files published by NHS England and ONS (flows/ingest/published.py), loaded under any name.
+-- Files published by NHS England and ONS (flows/ingest/published/), loaded under any name.
 create table if not exists raw_nhse_ae (
     file_id integer, line_number bigint, period date, org_code varchar, parent_org varchar,
     org_name varchar,
