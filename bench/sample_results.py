@@ -145,13 +145,13 @@ def dump(out: Path) -> None:
     reports = out / "reports"
     shutil.rmtree(reports, ignore_errors=True)
     settings = Settings(landing=landing, db=db, reports=reports, pseudo_key="compare-key",
-                        lock_wait=0.0, report_workers=1)
+                        lock_wait=0.0)
     with pipeline.open_writer(settings) as con:
         pipeline.load_step(con, settings)
         pipeline.build_step(con, pipeline.plan_step(con, None), "compare")
         for name, query in QUERIES.items():
             con.execute(f"copy ({query}) to '{out / name}.csv' (header)")
-        render_reports(con, reports, workers=1)
+        render_reports(con, reports)
     dump_reports(reports, out / "published")
     shutil.rmtree(reports)
     db.unlink()

@@ -43,8 +43,7 @@ def _period(path: Path) -> str | None:
 
 def _settings(folder: Path) -> Settings:
     return Settings(landing=folder / "landing", db=folder / "joinedup.duckdb",
-                    reports=folder / "reports", pseudo_key="benchmark-key", lock_wait=0.0,
-                    report_workers=2)
+                    reports=folder / "reports", pseudo_key="benchmark-key", lock_wait=0.0)
 
 
 def build_history(folder: Path, generated: list[Path], history_months: list[str]) -> dict:

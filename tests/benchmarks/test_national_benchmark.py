@@ -74,7 +74,7 @@ from flows.db import connect
 from flows.publish.report import render_reports
 con = connect(sys.argv[1], read_only=True)
 began = time.perf_counter()
-render_reports(con, Path(sys.argv[2]), [date.fromisoformat(sys.argv[3])], workers=2)
+render_reports(con, Path(sys.argv[2]), [date.fromisoformat(sys.argv[3])])
 pages = len(list(Path(sys.argv[2]).rglob("*.html")))
 print(json.dumps({"seconds": time.perf_counter() - began, "pages": pages}))
 """
