@@ -36,10 +36,7 @@ from flows.months import month_end, next_month
 log = logging.getLogger("joinedup.runner")
 
 HEADER = re.compile(r"^\s*/\*(.*?)\*/", re.S)
-RAW_DATASETS = {"raw_apc": "apc", "raw_reablement": "reablement", "raw_carehome": "carehome",
-                "raw_population": "population", "raw_plan": "plan", "raw_orgs": "orgs",
-                "raw_changes": "changes", "raw_nhse_ae": "nhse_ae", "raw_nhse_discharge": "nhse_discharge",
-                "raw_ons_population": "ons_population"}
+RAW_PREFIX = "raw_"   # every dataset is loaded into raw_<dataset> (flows/schema.py)
 
 
 
@@ -54,7 +51,7 @@ class Model:
 
     @property
     def datasets(self) -> set[str]:
-        return {RAW_DATASETS[d] for d in self.depends_on if d in RAW_DATASETS}
+        return {d.removeprefix(RAW_PREFIX) for d in self.depends_on if d.startswith(RAW_PREFIX)}
 
 
 @dataclass
