@@ -145,10 +145,10 @@ def _failure_json(failure: runner.MonthFailure) -> dict:
 
 
 def failed_months_line(record: RunRecord) -> str | None:
-    """One line naming every month whose rebuild was rolled back and why, or None.
+    """One line naming every month whose rebuild was rolled back, why, and what it shows now.
 
-    e.g. '2 months failed their audits and kept their previous figures: 2025-03
-    (published_totals_match), 2025-07 (published_totals_match)'."""
+    e.g. '2 months failed their audits and were rolled back: 2025-03 (published_totals_match;
+    previous figures kept), 2025-07 (published_totals_match; no figures yet)'."""
     failures = failed_months(record)
     if not failures:
         return None
@@ -156,10 +156,12 @@ def failed_months_line(record: RunRecord) -> str | None:
     what = "its audits" if one else "their audits"
     if any(not f.audits for f in failures):      # a build error is not an audit's finding
         what = ""
-    kept = "its previous figures" if one else "their previous figures"
-    named = ", ".join(f"{f.month:%Y-%m} ({', '.join(f.audits) or f.reason})" for f in failures)
     verb = f"failed {what}".strip()
-    return f"{len(failures)} month{'' if one else 's'} {verb} and kept {kept}: {named}"
+    named = ", ".join(f"{f.month:%Y-%m} ({', '.join(f.audits) or f.reason}; "
+                      f"{'previous figures kept' if f.had_figures else 'no figures yet'})"
+                      for f in failures)
+    months = "1 month" if one else f"{len(failures)} months"
+    return f"{months} {verb} and {'was' if one else 'were'} rolled back: {named}"
 
 
 def _audit_json(audit: dict) -> dict:

@@ -28,8 +28,9 @@ AE_DIR = TEST_DATA / "nhse-ae-monthly-2025-26"
 MONTHS = ("2025-04", "2025-05", "2025-06")
 FAILING = "2025-05"
 AUDIT = "published_totals_match"
-ONE_LINE = (f"joinedup: 1 month failed its audits and kept its previous figures: "
-            f"{FAILING} ({AUDIT})")
+ONE_LINE = (f"joinedup: 1 month failed its audits and was rolled back: "
+            f"{FAILING} ({AUDIT}; no figures yet)")
+ONE_LINE_KEPT = ONE_LINE.replace("no figures yet", "previous figures kept")
 
 
 def first(month: str) -> date:
@@ -112,7 +113,7 @@ def test_a_failed_month_keeps_its_figures_and_the_later_months_are_built(root):
     ran = cli(root, "backfill", "--from", MONTHS[0], "--to", MONTHS[-1], "--force")
 
     assert ran.exit_code == 1, ran.output
-    assert ran.stderr.strip().splitlines()[-1] == ONE_LINE
+    assert ran.stderr.strip().splitlines()[-1] == ONE_LINE_KEPT
     assert "Traceback" not in ran.output
     # the failed month kept its previous figures; the months around it were rebuilt
     assert cells(root, FAILING) == before[FAILING]
@@ -120,7 +121,7 @@ def test_a_failed_month_keeps_its_figures_and_the_later_months_are_built(root):
     run = latest_run(root)
     assert run["status"] == "failed"
     assert run["built"] == ["2025-04", "2025-06"]
-    assert run["message"] == ONE_LINE.removeprefix("joinedup: ")
+    assert run["message"] == ONE_LINE_KEPT.removeprefix("joinedup: ")
     assert [(f["month"], f["audits"], f["previous_figures_kept"]) for f in run["failed"]] == \
         [(FAILING, [AUDIT], True)]
     assert f"audit {AUDIT} failed for {FAILING}" in run["failed"][0]["reason"]
@@ -182,7 +183,7 @@ def test_an_unexpected_error_in_one_month_fails_that_month_only(root, monkeypatc
     assert failure.reason == "build error: RuntimeError: disk hiccup while writing " \
                              "<10-digit number withheld>"
     assert pipeline.failed_months_line(record).startswith(
-        "1 month failed and kept its previous figures: 2025-05 (build error: RuntimeError: disk hiccup")
+        "1 month failed and was rolled back: 2025-05 (build error: RuntimeError: disk hiccup")
     assert cells(root, FAILING) == []
     assert latest_run(root)["status"] == "failed"
     assert "9434765919" not in json.dumps(latest_run(root))
@@ -197,8 +198,8 @@ def test_two_failed_months_are_named_on_one_line(root):
 
     assert ran.exit_code == 1
     assert ran.stderr.strip().splitlines()[-1] == (
-        f"joinedup: 2 months failed their audits and kept their previous figures: "
-        f"2025-04 ({AUDIT}), 2025-05 ({AUDIT})")
+        f"joinedup: 2 months failed their audits and were rolled back: "
+        f"2025-04 ({AUDIT}; no figures yet), 2025-05 ({AUDIT}; no figures yet)")
     assert latest_run(root)["built"] == ["2025-06"]
 
 
