@@ -13,10 +13,12 @@ the templates, skips the pages whose inputs are unchanged (`page_cache`) and wri
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
+import pickle
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -34,6 +36,7 @@ from flows.publish.figures import WINDOW_MONTHS
 from flows.publish.page_cache import PageCache
 from flows.publish.pages import areas_of_type, hwb_page_context, icb_page_context, index_context
 from flows.publish.report_data import (
+    Area,
     ReportData,
     inputs_fingerprint,
     load_index_data,
@@ -51,28 +54,6 @@ def make_environment() -> Environment:
                       trim_blocks=True, lstrip_blocks=True)
     env.filters.update(FILTERS)
     return env
-
-
-@dataclass
-class _MonthOutput:
-    pages: dict[Path, tuple[str, dict]]     # path -> (template, context)
-    exports: list[dict]
-
-
-def build_month(data: ReportData, month: date, folder: Path) -> _MonthOutput:
-    """Every page context and the export of one month, checked before anything is written."""
-    pages = {folder / hwb.href: ("hwb_page.html.j2", hwb_page_context(data, month, hwb))
-             for hwb in areas_of_type(data, month, "hwb")}
-    pages |= {folder / icb.href: ("icb_page.html.j2", icb_page_context(data, month, icb))
-              for icb in areas_of_type(data, month, "icb")}
-    exports = export_rows(data, month)
-    rollups = {m.metric_id: m.rollup for m in data.metrics}     # the catalogue's exemptions
-    checked: dict[int, object] = {}     # figures shared by many pages are checked once
-    for path, (_template, context) in pages.items():
-        sdc.check_publishable(context, where=str(path), rollups=rollups, checked=checked)
-    sdc.check_publishable(exports, where=str(folder / "figures.csv"), rollups=rollups,
-                          checked=checked)
-    return _MonthOutput(pages, exports)
 
 
 def _chart_specs(context: dict) -> list[ChartSpec]:
@@ -110,29 +91,211 @@ def _write_if_changed(path: Path, text: str, *, root: Path) -> None:
 def render_month(env: Environment, charts: ChartRenderer, data: ReportData, month: date,
                  reports_dir: Path, cache: PageCache) -> dict[str, float]:
     """Render and write one month's pages and exports (a page whose inputs are unchanged,
-    by `cache`, is not drawn or written); returns the seconds spent per step."""
-    folder = reports_dir / month_code(month)
-    t0 = time.perf_counter()
-    out = build_month(data, month, folder)
-    out.pages = {p: page for p, page in out.pages.items() if cache.changed(p, *page)}
-    t1 = time.perf_counter()
-    svgs = charts.render([s for _t, ctx in out.pages.values() for s in _chart_specs(ctx)])
-    t2 = time.perf_counter()
-    svg_markup = {key: Markup(svg) for key, svg in svgs.items()}
-    for path, (template, context) in out.pages.items():
-        if not _page_path_is_safe(folder, path):
-            continue
-        _write(path, env.get_template(template).render(context, charts=svg_markup),
-               root=reports_dir)
-    csv_text, json_text = export_texts(out.exports, month)
-    _write_if_changed(folder / "figures.csv", csv_text, root=reports_dir)
-    _write_if_changed(folder / "figures.json", json_text, root=reports_dir)
+    by `cache`, is not drawn or written); returns the seconds spent and what was drawn. The
+    pages are split across up to two forked processes when there are enough of them."""
+    job = _Month(env, charts, data, month, reports_dir, cache)
+    began = time.perf_counter()
+    pages = month_pages(data, month, job.folder)
+    workers = _worker_count(pages)
+    rendered = (_render_in_workers(job, pages, workers) if workers > 1
+                else _render_here(job, pages))
+    csv_text, json_text = export_texts(rendered.exports, month)
+    _write_if_changed(job.folder / "figures.csv", csv_text, root=reports_dir)
+    _write_if_changed(job.folder / "figures.json", json_text, root=reports_dir)
     cache.save()
-    log.info("%s: %d pages rendered, %d unchanged", month_code(month), len(out.pages),
-             len(cache.digests) - len(out.pages))
-    t3 = time.perf_counter()
-    return {"contexts": t1 - t0, "charts": t2 - t1, "templates": t3 - t2,
-            "pages": len(out.pages), "chart_count": len(svgs)}
+    log.info("%s: %d pages rendered, %d unchanged (%d processes)", month_code(month), rendered.pages,
+             len(cache.digests) - rendered.pages, workers)
+    return {"pages_seconds": time.perf_counter() - began, "pages": rendered.pages,
+            "chart_count": rendered.charts}
+
+
+@dataclass(frozen=True)
+class _Page:
+    """One page of a month: where it is written, its template and the area it shows."""
+    index: int          # its place among the month's pages: the first refused page is reported
+    path: Path
+    template: str
+    area: Area
+
+
+@dataclass
+class _Month:
+    """What every process rendering a month's pages shares (forked, never sent)."""
+    env: Environment
+    charts: ChartRenderer
+    data: ReportData
+    month: date
+    reports_dir: Path
+    cache: PageCache
+
+    @property
+    def folder(self) -> Path:
+        return self.reports_dir / month_code(self.month)
+
+
+@dataclass
+class _Rendered:
+    """What a share of the pages reports back: each page's digest (for the manifest), how many
+    pages and charts were drawn, and the error that stopped it, if any."""
+    digests: dict[str, str | None] = field(default_factory=dict)
+    pages: int = 0
+    charts: int = 0
+    error: BaseException | None = None
+    exports: list[dict] = field(default_factory=list)     # the month's export rows, checked
+
+
+_CONTEXTS = {"hwb_page.html.j2": hwb_page_context, "icb_page.html.j2": icb_page_context}
+MIN_PAGES_PER_WORKER = 10    # below this a forked process costs more than it saves
+
+
+def month_pages(data: ReportData, month: date, folder: Path) -> list[_Page]:
+    """The month's pages in publishing order: each HWB's, then each ICB's (its HWBs side by side)."""
+    areas = [("hwb_page.html.j2", a) for a in areas_of_type(data, month, "hwb")]
+    areas += [("icb_page.html.j2", a) for a in areas_of_type(data, month, "icb")]
+    return [_Page(i, folder / area.href, template, area) for i, (template, area) in enumerate(areas)]
+
+
+def _checked_contexts(job: _Month, pages: list[_Page], contexts: dict[_Page, dict]) -> dict[_Page, dict]:
+    """Each page's context, every one checked by sdc before any is written, put in `contexts`
+    in order once checked (so the page that raised is `pages[len(contexts)]`)."""
+    rollups = _rollups(job.data)
+    checked: dict[int, object] = {}     # figures shared by many pages are checked once
+    for page in pages:
+        context = _CONTEXTS[page.template](job.data, job.month, page.area)
+        sdc.check_publishable(context, where=str(page.path), rollups=rollups, checked=checked)
+        contexts[page] = context
+    return contexts
+
+
+def _checked_exports(job: _Month) -> list[dict]:
+    exports = export_rows(job.data, job.month)
+    sdc.check_publishable(exports, where=str(job.folder / "figures.csv"), rollups=_rollups(job.data))
+    return exports
+
+
+def _rollups(data: ReportData) -> dict[str, str | None]:
+    return {m.metric_id: m.rollup for m in data.metrics}     # the catalogue's exemptions
+
+
+def _write_pages(job: _Month, contexts: dict[_Page, dict]) -> _Rendered:
+    """Draw and write the pages whose inputs changed (by the month's page cache)."""
+    changed = {page: ctx for page, ctx in contexts.items()
+               if job.cache.changed(page.path, page.template, ctx)}
+    svgs = job.charts.render([s for ctx in changed.values() for s in _chart_specs(ctx)])
+    svg_markup = {key: Markup(svg) for key, svg in svgs.items()}
+    for page, context in changed.items():
+        if _page_path_is_safe(job.folder, page.path):
+            _write(page.path, job.env.get_template(page.template).render(context, charts=svg_markup),
+                   root=job.reports_dir)
+    return _Rendered(dict(job.cache.digests), len(changed), len(svgs))
+
+
+def _render_here(job: _Month, pages: list[_Page]) -> _Rendered:
+    """Every page in this process: all checked, the exports checked, then written."""
+    contexts = _checked_contexts(job, pages, {})
+    exports = _checked_exports(job)
+    rendered = _write_pages(job, contexts)
+    rendered.exports = exports
+    return rendered
+
+
+def _worker_count(pages: list[_Page]) -> int:
+    return max(1, min(2, os.cpu_count() or 1, len(pages) // MIN_PAGES_PER_WORKER))
+
+
+def _render_in_workers(job: _Month, pages: list[_Page], workers: int) -> _Rendered:
+    """The pages split across forked processes. Each builds and checks its share and says so;
+    only when every share and the exports passed are they told to write, so a refused page
+    still means nothing of the month is written. The first refused page in publishing order
+    is the error raised, as in one process."""
+    for template in _CONTEXTS:
+        job.env.get_template(template)      # compiled once, here, rather than in each worker
+    fork = multiprocessing.get_context("fork")
+    links = []
+    try:
+        for share in (pages[i::workers] for i in range(workers)):    # interleaved: ICB pages cost more
+            ours, theirs = fork.Pipe()
+            process = fork.Process(target=_page_worker, args=(theirs, job, share), daemon=True)
+            process.start()
+            theirs.close()
+            links.append((process, ours))
+        exports, export_error = [], None
+        try:
+            exports = _checked_exports(job)      # while the workers build their pages
+        except Exception as refused:
+            export_error = refused
+        refusals = [_receive(process, ours) for process, ours in links]
+        refusals = sorted((r for r in refusals if r is not None), key=lambda r: r[0])
+        if refusals or export_error:
+            raise refusals[0][1] if refusals else export_error
+        for _process, ours in links:
+            ours.send(True)
+        rendered = _merged(job, pages, [_receive(process, ours) for process, ours in links])
+        rendered.exports = exports
+        return rendered
+    finally:
+        for process, ours in links:
+            _tell_to_stop(ours)
+            ours.close()
+            process.join()
+
+
+def _tell_to_stop(link) -> None:
+    """A worker still waiting to be told to write is told not to (one that was told to go on,
+    or has exited, ignores it). Closing our end would not do: later workers hold copies of it."""
+    try:
+        link.send(False)
+    except OSError:
+        pass
+
+
+def _merged(job: _Month, pages: list[_Page], shares: list[_Rendered]) -> _Rendered:
+    """The workers' results as the parent's, the digests in publishing order for the manifest."""
+    for share in shares:
+        if share.error is not None:
+            raise share.error
+    digests = {name: d for share in shares for name, d in share.digests.items()}
+    job.cache.digests = {p.path.name: digests[p.path.name] for p in pages}
+    return _Rendered(job.cache.digests, sum(s.pages for s in shares), sum(s.charts for s in shares))
+
+
+def _receive(process, link):
+    """The worker's next message; a worker that died without one is an error, not a hang."""
+    try:
+        return link.recv()
+    except EOFError:
+        process.join()
+        raise RuntimeError(f"a report page worker stopped (exit code {process.exitcode})") from None
+
+
+def _page_worker(link, job: _Month, pages: list[_Page]) -> None:
+    """In a forked process (never touching the database connection): check this share of the
+    pages and send (page index, error) or None; if told to go on, write them and send _Rendered."""
+    contexts: dict[_Page, dict] = {}
+    try:
+        _checked_contexts(job, pages, contexts)
+    except Exception as refused:
+        link.send((pages[len(contexts)].index, _portable(refused)))
+        return
+    link.send(None)
+    try:
+        if not link.recv():
+            return
+    except EOFError:        # the parent is gone
+        return
+    try:
+        link.send(_write_pages(job, contexts))
+    except Exception as error:
+        link.send(_Rendered(error=_portable(error)))
+
+
+def _portable(error: Exception) -> Exception:
+    """The error itself when it can be sent to the parent, else a RuntimeError naming it."""
+    try:
+        pickle.loads(pickle.dumps(error))
+        return error
+    except Exception:
+        return RuntimeError(f"{type(error).__name__}: {error}")
 
 
 def _page_path_is_safe(folder: Path, path: Path) -> bool:
@@ -162,8 +325,9 @@ def render_reports(con: duckdb.DuckDBPyConnection, reports_dir: Path,
                    months: list[date] | None = None) -> Path:
     """Render every page and export of `months` (default: every month in metric_values) and the
     index; returns the path of reports/index.html. A month whose inputs are unchanged since its
-    pages were written (page_cache.month_key) is neither read nor rendered. Everything is
-    rendered in this process: charts are written as SVG directly, with no process pool."""
+    pages were written (page_cache.month_key) is neither read nor rendered. The data is read
+    once, here; a month's pages are then split across up to two forked processes
+    (render_month), which never touch `con`."""
     reports_dir = Path(reports_dir)
     months = _months_to_render(con, months)
     fingerprint = inputs_fingerprint(con)
@@ -183,7 +347,6 @@ def render_reports(con: duckdb.DuckDBPyConnection, reports_dir: Path,
     index = reports_dir / "index.html"
     _write_if_changed(index, env.get_template("index.html.j2").render(
         index_context(data, months, reports_dir)), root=reports_dir)
-    log.info("rendered %d months, %d pages, %d charts: contexts %.2fs, charts %.2fs, templates %.2fs",
-             len(changed), totals["pages"], totals["chart_count"], totals["contexts"],
-             totals["charts"], totals["templates"])
+    log.info("rendered %d months, %d pages, %d charts in %.2fs", len(changed), totals["pages"],
+             totals["chart_count"], totals["pages_seconds"])
     return index

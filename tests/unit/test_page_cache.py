@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from flows.db import connect
+from flows.errors import DisclosureError
 from flows.ingest.loader import load_landing
 from flows.models.runner import (
     build_months,
@@ -152,8 +153,8 @@ def test_a_month_whose_report_data_is_unchanged_builds_no_page_at_all(con, tmp_p
     report.render_reports(con, reports, [month])
     first = _pages(reports, month)
     built = []
-    original = report.build_month
-    monkeypatch.setattr(report, "build_month", lambda *a: built.append(a) or original(*a))
+    original = report.month_pages
+    monkeypatch.setattr(report, "month_pages", lambda *a: built.append(a) or original(*a))
     report.render_reports(con, reports, [month])
     assert built == [] and _pages(reports, month) == first
     # a change anywhere in the data: each page is judged on its own again
@@ -171,6 +172,7 @@ ROOT = str(Path(__file__).resolve().parents[2])
 MONTH_KEY_SCRIPT = """
 import sys
 from flows.db import connect
+from flows.errors import DisclosureError
 from flows.publish.page_cache import month_key
 from flows.publish.report_data import inputs_fingerprint
 print(month_key(inputs_fingerprint(connect(sys.argv[1], read_only=True))))
@@ -201,3 +203,73 @@ def test_the_fingerprint_follows_the_figures_the_files_and_the_catalogue(con):
         after = report_data.inputs_fingerprint(con)
         assert after != before, statement
         before = after
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def two_workers(monkeypatch):
+    """The sample's few pages split across two forked processes, as a national month's are."""
+    monkeypatch.setattr(report, "MIN_PAGES_PER_WORKER", 1)
+    monkeypatch.setattr(report.os, "cpu_count", lambda: 2)
+
+
+def test_a_month_rendered_by_two_processes_is_the_same_as_by_one(con, tmp_path, monkeypatch):
+    month = _last_month(con)
+    report.render_reports(con, tmp_path / "one", [month])
+    with monkeypatch.context() as patched:
+        patched.setattr(report, "MIN_PAGES_PER_WORKER", 1)
+        patched.setattr(report.os, "cpu_count", lambda: 2)
+        spawned = []
+        original = report._render_in_workers
+        patched.setattr(report, "_render_in_workers", lambda *a: spawned.append(a[2]) or original(*a))
+        report.render_reports(con, tmp_path / "two", [month])
+    assert spawned == [2]
+    one, two = _files(tmp_path / "one"), _files(tmp_path / "two")
+    assert len(one) > len(AREAS) and one == two
+
+
+def test_few_pages_are_rendered_in_one_process():
+    assert report._worker_count([object()] * 19) == 1
+    assert report._worker_count([object()] * 195) == min(2, os.cpu_count() or 1)
+
+
+def _refusing(monkeypatch, codes: set[str]):
+    """sdc refuses the pages of `codes` (a page, by its path; the exports pass)."""
+    original = report.sdc.check_publishable
+
+    def check(obj, *, where, **kwargs):
+        if Path(where).stem in codes:
+            raise DisclosureError(f"refusing to publish {where}: a small count")
+        return original(obj, where=where, **kwargs)
+
+    monkeypatch.setattr(report.sdc, "check_publishable", check)
+
+
+@pytest.mark.parametrize("refused", [1, 2])
+def test_a_page_refused_in_a_worker_fails_the_run_as_in_one_process(con, tmp_path, monkeypatch,
+                                                                     two_workers, refused):
+    """The first refused page in publishing order is the error, whichever worker held it, and
+    nothing of the month is written."""
+    month = _last_month(con)
+    pages = report.month_pages(report.load_report_data(con, month, month), month, tmp_path)
+    _refusing(monkeypatch, {p.path.stem for p in pages[1:1 + refused]})
+    errors = []
+    for workers in (1, 2):
+        monkeypatch.setattr(report.os, "cpu_count", lambda workers=workers: workers)
+        with pytest.raises(DisclosureError) as raised:
+            report.render_reports(con, tmp_path / str(workers), [month])
+        errors.append(str(raised.value).replace(str(tmp_path / str(workers)), "<reports>"))
+        assert not list((tmp_path / str(workers)).rglob("*.html"))
+    assert errors[0] == errors[1] and pages[1].path.stem in errors[0]
+
+
+def test_a_refused_export_fails_a_two_process_run_and_writes_no_page(con, tmp_path, monkeypatch,
+                                                                      two_workers):
+    month = _last_month(con)
+    _refusing(monkeypatch, {"figures"})
+    with pytest.raises(DisclosureError, match="figures.csv"):
+        report.render_reports(con, tmp_path / "reports", [month])
+    assert not list((tmp_path / "reports").rglob("*.html"))
