@@ -27,7 +27,7 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
-from flows import SQL_DIR, schema, units
+from flows import SQL_DIR, units
 from flows.db import relation_exists, rollback_quietly
 from flows.errors import JoinedUpError
 from flows.ingest.identifiers import withhold_numbers
@@ -214,12 +214,6 @@ class MonthPlan:
     @property
     def stale(self) -> bool:
         return bool(self.models)
-
-
-def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """The tables the runner writes, for a connection not opened by flows.db.connect (which
-    already creates them): their DDL is in flows/schema.py."""
-    schema.ensure(con)
 
 
 def loaded_months(con: duckdb.DuckDBPyConnection) -> list[date]:

@@ -6,7 +6,7 @@ A page's digest is the SHA-256 of everything its HTML is made from:
   pickled without memo, so equal values give equal bytes however objects are shared (dicts
   keep the order the report code builds them in, which depends only on the data);
 - the source of every template and of the modules that turn the database's rows into HTML
-  and SVG (RENDERING_MODULES), so a changed template, filter or chart style changes every
+  and SVG (all of joinedup's code), so a changed template, filter or chart style changes every
   digest;
 - the code lists in `sql/reference/` (labels and groupings the pages quote).
 
@@ -37,8 +37,6 @@ import flows
 
 MANIFESTS = ".page-digests"   # reports/.page-digests/<YYYY-MM>.json: page name -> digest
 DATA_KEY = ".data"           # the manifest's entry for the month's inputs (month_key)
-RENDERING_MODULES = tuple(f"publish/{name}.py" for name in (
-    "report", "report_data", "figures", "wording", "pages", "charts", "exports", "sdc"))
 
 
 @lru_cache(maxsize=1)
@@ -47,7 +45,7 @@ def inputs_digest() -> str:
     digest = hashlib.sha256()
     package = Path(flows.__file__).parent
     sources = sorted(Path(flows.TEMPLATES_DIR).rglob("*.j2"))
-    sources += [package / name for name in RENDERING_MODULES]
+    sources += sorted(package.rglob("*.py"))   # all of joinedup's code: no list to keep up to date
     sources += sorted((Path(flows.SQL_DIR) / "reference").glob("*.csv"))
     for path in sources:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")

@@ -25,11 +25,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from flows import schema
 from flows.db import connect
 from flows.ingest.loader import load_landing
 from flows.models.runner import (
     build_months,
-    ensure_schema,
     load_project,
     loaded_months,
     plan_months,
@@ -70,7 +70,7 @@ AREA_TYPES = ("hwb", "icb", "england")
 
 def build_all(con, landing: Path, pseudo_key: str | None) -> None:
     """Load what is new and rebuild every stale month with every model, as a run does."""
-    ensure_schema(con)
+    schema.ensure(con)
     load_landing(con, landing, pseudo_key=pseudo_key)
     project = load_project()
     write_catalog(con, project)

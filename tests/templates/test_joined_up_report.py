@@ -12,8 +12,8 @@ from datetime import date
 
 import pytest
 
+from flows import schema
 from flows.db import connect
-from flows.models.runner import ensure_schema
 from flows.publish.report import render_reports
 from tests.sql.conftest import (
     APC_HEADER,
@@ -43,7 +43,7 @@ def reports(tmp_path_factory):
     write_csv(landing / f"reablement_{HWB_B}_2025-10.csv", REABLEMENT_HEADER,
               *(reablement(f"K{i}", f"B-OWN-{i}", "2025-10-12", la=HWB_B) for i in range(1, 11)))
     con = connect(tmp / "db.duckdb")
-    ensure_schema(con)
+    schema.ensure(con)
     build(con, landing)
     render_reports(con, tmp / "reports", [date(2025, 10, 1)])
     con.close()

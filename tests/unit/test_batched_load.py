@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from flows import schema
 from flows.db import connect
 from flows.errors import FileRejected
 from flows.ingest import judging
@@ -13,7 +14,6 @@ from flows.ingest.loader import load_landing
 from flows.ingest.naming import parse_file_name
 from flows.models.runner import (
     build_months,
-    ensure_schema,
     load_project,
     loaded_months,
     plan_months,
@@ -38,7 +38,7 @@ RESULTS = {
 def _load_and_build(landing, db) -> dict[str, list]:
     con = connect(db)
     summary = load_landing(con, landing, pseudo_key="test-key")
-    ensure_schema(con)
+    schema.ensure(con)
     project = load_project()
     write_catalog(con, project)
     build_months(con, project, plan_months(con, project, loaded_months(con)), run_id="t")

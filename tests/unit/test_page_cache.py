@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from flows import schema
 from flows.db import connect
 from flows.errors import DisclosureError
 from flows.ingest.loader import load_landing
 from flows.models.runner import (
     build_months,
-    ensure_schema,
     load_project,
     loaded_months,
     plan_months,
@@ -32,7 +32,7 @@ def built_db(tmp_path_factory):
     generate_landing(folder / "landing", seed=5, months=3, formats=False)
     con = connect(folder / "j.duckdb")
     load_landing(con, folder / "landing", pseudo_key="test-key")
-    ensure_schema(con)
+    schema.ensure(con)
     project = load_project()
     write_catalog(con, project)
     build_months(con, project, plan_months(con, project, loaded_months(con)), run_id="t")
