@@ -241,14 +241,6 @@ def render_svg(spec: ChartSpec) -> str:
     ])
 
 
-class ChartRenderer:
-    """Writes each chart once: {spec.key: svg} for every distinct key."""
-
-    def __enter__(self) -> ChartRenderer:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-    def render(self, specs: Sequence[ChartSpec]) -> dict[str, str]:
-        return {spec.key: render_svg(spec) for spec in {spec.key: spec for spec in specs}.values()}
+def render_charts(specs: Sequence[ChartSpec]) -> dict[str, str]:
+    """Each chart written once: {spec.key: svg} for every distinct key."""
+    return {spec.key: render_svg(spec) for spec in {spec.key: spec for spec in specs}.values()}

@@ -29,8 +29,8 @@ from markupsafe import Markup
 from flows import TEMPLATES_DIR, paths
 from flows.errors import UnsafeOutputPath
 from flows.months import add_months, month_code
-from flows.publish import sdc
-from flows.publish.charts import ChartRenderer, ChartSpec
+from flows.publish import charts, sdc
+from flows.publish.charts import ChartSpec
 from flows.publish.exports import export_rows, export_texts
 from flows.publish.figures import WINDOW_MONTHS
 from flows.publish.page_cache import PageCache
@@ -88,12 +88,12 @@ def _write_if_changed(path: Path, text: str, *, root: Path) -> None:
     _write(path, text, root=root)
 
 
-def render_month(env: Environment, charts: ChartRenderer, data: ReportData, month: date,
+def render_month(env: Environment, data: ReportData, month: date,
                  reports_dir: Path, cache: PageCache) -> dict[str, float]:
     """Render and write one month's pages and exports (a page whose inputs are unchanged,
     by `cache`, is not drawn or written); returns the seconds spent and what was drawn. The
     pages are split across up to two forked processes when there are enough of them."""
-    job = _Month(env, charts, data, month, reports_dir, cache)
+    job = _Month(env, data, month, reports_dir, cache)
     began = time.perf_counter()
     pages = month_pages(data, month, job.folder)
     workers = _worker_count(pages)
@@ -122,7 +122,6 @@ class _Page:
 class _Month:
     """What every process rendering a month's pages shares (forked, never sent)."""
     env: Environment
-    charts: ChartRenderer
     data: ReportData
     month: date
     reports_dir: Path
@@ -181,7 +180,7 @@ def _write_pages(job: _Month, contexts: dict[_Page, dict]) -> _Rendered:
     """Draw and write the pages whose inputs changed (by the month's page cache)."""
     changed = {page: ctx for page, ctx in contexts.items()
                if job.cache.changed(page.path, page.template, ctx)}
-    svgs = job.charts.render([s for ctx in changed.values() for s in _chart_specs(ctx)])
+    svgs = charts.render_charts([s for ctx in changed.values() for s in _chart_specs(ctx)])
     svg_markup = {key: Markup(svg) for key, svg in svgs.items()}
     for page, context in changed.items():
         if _page_path_is_safe(job.folder, page.path):
@@ -339,11 +338,9 @@ def render_reports(con: duckdb.DuckDBPyConnection, reports_dir: Path,
             if changed else load_index_data(con))
     env = make_environment()
     totals: dict[str, float] = defaultdict(float)
-    with ChartRenderer() as charts:
-        for month in changed:
-            for key, seconds in render_month(env, charts, data, month, reports_dir,
-                                             caches[month]).items():
-                totals[key] += seconds
+    for month in changed:
+        for key, seconds in render_month(env, data, month, reports_dir, caches[month]).items():
+            totals[key] += seconds
     index = reports_dir / "index.html"
     _write_if_changed(index, env.get_template("index.html.j2").render(
         index_context(data, months, reports_dir)), root=reports_dir)

@@ -9,8 +9,8 @@ from flows.publish.charts import (
     PLAN_COLOUR,
     POINT_COLOURS,
     SPC_LINE_COLOUR,
-    ChartRenderer,
     ChartSpec,
+    render_charts,
     render_svg,
     y_ticks,
 )
@@ -101,5 +101,5 @@ def test_the_y_axis_starts_at_zero_and_covers_every_line():
 
 def test_the_renderer_writes_each_chart_once_by_key():
     a, b = _spec(), _spec(key="c-other")
-    svgs = ChartRenderer().render([a, b, a])
+    svgs = render_charts([a, b, a])
     assert set(svgs) == {a.key, b.key} and svgs[a.key] == render_svg(a)

@@ -21,8 +21,7 @@ from flows.models.runner import (
     plan_months,
     write_catalog,
 )
-from flows.publish import page_cache, report, report_data
-from flows.publish.charts import ChartRenderer
+from flows.publish import charts, page_cache, report, report_data
 from sample.generate import AREAS, ICB_CODE, generate_landing
 
 
@@ -53,13 +52,13 @@ def con(built_db, tmp_path):
 def charts_drawn(monkeypatch):
     """The number of charts drawn by each render_reports call."""
     drawn: list[int] = []
-    original = ChartRenderer.render
+    original = charts.render_charts
 
-    def counting(self, specs):
+    def counting(specs):
         drawn.append(len(specs))
-        return original(self, specs)
+        return original(specs)
 
-    monkeypatch.setattr(ChartRenderer, "render", counting)
+    monkeypatch.setattr(charts, "render_charts", counting)
     return drawn
 
 
