@@ -211,11 +211,43 @@ def check_publishable(obj: object, *, where: str,
     figure shared by many pages of a month is walked once, not once per page and section: a
     frozen object's problems depend only on itself. It keeps each object alive, so an id it
     holds cannot be reused by another object."""
-    problems = list(_problems(obj, "context", exempt_metrics(rollups or {}),
-                              {} if checked is None else checked))
+    exempt = exempt_metrics(rollups or {})
+    if _is_clean(obj, exempt, {} if checked is None else checked):
+        return
+    problems = list(_problems(obj, "context", exempt, {}))
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise DisclosureError(f"refusing to publish {where}: {problems[0]}{more}")
+
+
+def _is_clean(obj: object, exempt: frozenset[str], clean: dict[int, object]) -> bool:
+    """The walk of `_problems`, answering only whether there is any: a page holds about a
+    million values and is almost always clean, so paths and messages are built only when a
+    problem is found (by walking it again with `_problems`)."""
+    if isinstance(obj, _PLAIN):
+        return True
+    if type(obj) is dict or isinstance(obj, Mapping):
+        for key, value in obj.items():
+            if isinstance(value, _PLAIN):
+                if key in COUNT_FIELDS and isinstance(value, (int, float)) and not isinstance(value, bool):
+                    return False
+            elif not _is_clean(value, exempt, clean):
+                return False
+        return True
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return all(isinstance(item, _PLAIN) or _is_clean(item, exempt, clean) for item in obj)
+    if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+        return True
+    if id(obj) in clean:
+        return True
+    if isinstance(obj, (Count, Cell)):
+        found = next(iter(_dataclass_problems(obj, "", exempt, clean)), None) is not None
+    else:
+        found = not _is_clean({name: getattr(obj, name) for name in _field_names(type(obj))},
+                              exempt, clean)
+    if not found and _is_frozen(type(obj)):
+        clean[id(obj)] = obj
+    return not found
 
 
 def _problems(obj: object, path: str, exempt: frozenset[str], clean: dict[int, object]) -> Iterator[str]:

@@ -21,8 +21,16 @@ with council_rows as (
     from stg_carehome
 ),
 
+council_people as (
+    select distinct person_id from council_rows where person_id is not null
+),
+
 hospital_people as (
-    select distinct person_id from int_spells where person_id is not null
+    -- the councils' people found among the spells: the hash table is built on the few council
+    -- ids and the spells only probe it, rather than every hospital patient being listed
+    select distinct s.person_id
+    from int_spells as s
+    semi join council_people as c on c.person_id = s.person_id
 )
 
 select
