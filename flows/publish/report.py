@@ -28,6 +28,7 @@ from markupsafe import Markup
 
 from flows import TEMPLATES_DIR, paths
 from flows.errors import UnsafeOutputPath
+from flows.ingest.identifiers import withhold_numbers
 from flows.months import add_months, month_code
 from flows.publish import charts, sdc
 from flows.publish.charts import ChartSpec
@@ -338,12 +339,29 @@ def render_reports(con: duckdb.DuckDBPyConnection, reports_dir: Path,
             if changed else load_index_data(con))
     env = make_environment()
     totals: dict[str, float] = defaultdict(float)
+    failures: dict[date, Exception] = {}
     for month in changed:
-        for key, seconds in render_month(env, data, month, reports_dir, caches[month]).items():
-            totals[key] += seconds
+        try:
+            for key, seconds in render_month(env, data, month, reports_dir, caches[month]).items():
+                totals[key] += seconds
+        except Exception as error:   # a refused page or a bug in one month must not stop the others
+            failures[month] = error
+            log.error("%s: nothing of the month was written (its earlier pages, if any, stay): %s",
+                      month_code(month), withhold_numbers(f"{type(error).__name__}: {error}"))
     index = reports_dir / "index.html"
     _write_if_changed(index, env.get_template("index.html.j2").render(
         index_context(data, months, reports_dir)), root=reports_dir)
-    log.info("rendered %d months, %d pages, %d charts in %.2fs", len(changed), totals["pages"],
-             totals["chart_count"], totals["pages_seconds"])
+    log.info("rendered %d months, %d pages, %d charts in %.2fs", len(changed) - len(failures),
+             totals["pages"], totals["chart_count"], totals["pages_seconds"])
+    if failures:
+        raise _first_failure(failures)
     return index
+
+
+def _first_failure(failures: dict[date, Exception]) -> Exception:
+    """The earliest failed month's error, raised once every other month and the index are
+    written, so the run still fails and says why; the others are in the log and in a note."""
+    first = failures[min(failures)]
+    if len(failures) > 1:
+        first.add_note("Months not rendered: " + ", ".join(month_code(m) for m in sorted(failures)))
+    return first

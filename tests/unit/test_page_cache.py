@@ -261,7 +261,7 @@ def test_a_page_refused_in_a_worker_fails_the_run_as_in_one_process(con, tmp_pat
         with pytest.raises(DisclosureError) as raised:
             report.render_reports(con, tmp_path / str(workers), [month])
         errors.append(str(raised.value).replace(str(tmp_path / str(workers)), "<reports>"))
-        assert not list((tmp_path / str(workers)).rglob("*.html"))
+        assert not list((tmp_path / str(workers)).glob("*/*.html"))     # no page; the index may list no month
     assert errors[0] == errors[1] and pages[1].path.stem in errors[0]
 
 
@@ -271,4 +271,29 @@ def test_a_refused_export_fails_a_two_process_run_and_writes_no_page(con, tmp_pa
     _refusing(monkeypatch, {"figures"})
     with pytest.raises(DisclosureError, match="figures.csv"):
         report.render_reports(con, tmp_path / "reports", [month])
-    assert not list((tmp_path / "reports").rglob("*.html"))
+    assert not list((tmp_path / "reports").glob("*/*.html"))
+
+
+def test_a_month_that_cannot_be_rendered_does_not_stop_the_others(con, tmp_path, monkeypatch):
+    """Every other month and the index are written; the run still fails, naming the month's
+    error, and the refused month has no page."""
+    months = [r[0] for r in con.execute(
+        "select distinct period_month from metric_cells order by 1").fetchall()]
+    assert len(months) >= 2
+    bad = months[0]
+    original = report.render_month
+
+    def render(env, data, month, reports_dir, cache):
+        if month == bad:
+            raise RuntimeError(f"cannot draw {report.month_code(month)}")
+        return original(env, data, month, reports_dir, cache)
+
+    monkeypatch.setattr(report, "render_month", render)
+    reports = tmp_path / "reports"
+    with pytest.raises(RuntimeError, match=f"cannot draw {report.month_code(bad)}"):
+        report.render_reports(con, reports, months)
+    assert not (reports / report.month_code(bad)).exists()
+    for month in months[1:]:
+        assert _pages(reports, month), f"{month} was not rendered"
+    index = (reports / "index.html").read_text()
+    assert report.month_code(months[-1]) in index and report.month_code(bad) not in index
