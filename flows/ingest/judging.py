@@ -128,7 +128,9 @@ def column_map(con) -> dict[str, str]:
 
 def drop_batch_tables(con: duckdb.DuckDBPyConnection) -> None:
     """The batch's working tables hold rows as read, NHS numbers included."""
-    con.execute("; ".join(f"drop table if exists {t}" for t in BATCH_TABLES))
+    shared = [r[0] for r in con.execute("select table_name from duckdb_tables() where temporary "
+                                        "and table_name like 'shared\\_read\\_%' escape '\\'").fetchall()]
+    con.execute("; ".join(f"drop table if exists {t}" for t in [*BATCH_TABLES, *shared]))
 
 
 def _judge_batch(con: duckdb.DuckDBPyConnection, items: list[LandingFile],
@@ -158,15 +160,15 @@ def _judge_batch(con: duckdb.DuckDBPyConnection, items: list[LandingFile],
             _read_into_batch(con, key, item, columns)
     drop_working_tables(con)
     _register_batch_files(con, [m for members in shared.values() for m in members])
-    sources = ["select * from batch_src"] + [_shared_read_sql(shape, [i for _, i in members], columns)
-                                              for shape, members in shared.items()]
+    sources = ["select * from batch_src"] + [_shared_read(con, n, shape, [i for _, i in members], columns)
+                                              for n, (shape, members) in enumerate(shared.items())]
     sql = build_checked_sql(dataset, {c: c for c in columns}, org_code=None, period_start=None,
                             code_lists=code_lists(con, dataset), metric_ids=plan_metric_ids(dataset),
                             batched=True, source="(" + " union all ".join(sources) + ")")
     params = {k: v for k, v in identifiers.key_parameters(pseudo_key).items() if f"${k}" in sql}
     con.execute(f"create temp table checked_batch as {sql}", params)
     _count_shared_reads(con, [m for members in shared.values() for m in members])
-    con.execute("drop table batch_src")
+    con.execute("; ".join(["drop table batch_src"] + [f"drop table shared_read_{n}" for n in range(len(shared))]))
 
 
 def _read_into_batch(con, key: int, item: LandingFile, columns: list[str]) -> None:
@@ -210,20 +212,25 @@ def _register_batch_files(con, members: list[tuple[int, LandingFile]]) -> None:
                      for v in (duckdb_path(item.path), key, item.name.org_code, item.name.period_start)])
 
 
-def _shared_read_sql(shape: tuple, paths: list[LandingFile], columns: list[str]) -> str:
-    """The rows of files of one shape, as `batch_src` holds them, but numbered through the read:
-    rows come in file order, and in order within each file, so a file's first row has the
-    lowest number (see BatchPart.line_offset)."""
+def _shared_read(con, n: int, shape: tuple, paths: list[LandingFile], columns: list[str]) -> str:
+    """Read the files of one shape into the temp table `shared_read_<n>` and return the SQL of
+    their rows as `batch_src` holds them, numbered by the table's rowid.
+
+    A CREATE TABLE AS keeps the rows in read order (file order, and line order within each
+    file) while the files are read in parallel; numbering them inside the query instead
+    (`row_number() over ()`) kept the read on one thread, and cost more than this copy. A
+    file's first row has the lowest number (see BatchPart.line_offset)."""
     headers = shape[0]
     colmap: dict[str, str] = {}
     for position, header in enumerate(headers, start=1):
         colmap.setdefault(header.upper(), src_column(position))
+    table = f"shared_read_{n}"
+    con.execute(f"create or replace temp table {table} as select * from "
+                f"{csv_reader_sql([i.path for i in paths], len(headers), filename=True)}")
     values = ", ".join(f'r."{colmap[c]}" as "{c}"' if c in colmap else f'null as "{c}"' for c in columns)
-    reader = csv_reader_sql([i.path for i in paths], len(headers), filename=True)
     return (f"select f.file_key, f.file_org, f.file_period, "
-            f"r.seq as line_number, {values} "
-            f"from (select row_number() over () as seq, * from {reader}) as r "
-            f"join batch_files as f on f.path = r.filename")
+            f"r.rowid + 1 as line_number, {values} "
+            f"from {table} as r join batch_files as f on f.path = r.filename")
 
 
 def _count_shared_reads(con, members: list[tuple[int, LandingFile]]) -> None:
