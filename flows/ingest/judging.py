@@ -168,7 +168,8 @@ def _judge_batch(con: duckdb.DuckDBPyConnection, items: list[LandingFile],
     params = {k: v for k, v in identifiers.key_parameters(pseudo_key).items() if f"${k}" in sql}
     con.execute(f"create temp table checked_batch as {sql}", params)
     _count_shared_reads(con, [m for members in shared.values() for m in members])
-    con.execute("; ".join(["drop table batch_src"] + [f"drop table shared_read_{n}" for n in range(len(shared))]))
+    for table in ["batch_src"] + [f"shared_read_{n}" for n in range(len(shared))]:
+        con.execute(f"drop table {table}")      # rows as read, NHS numbers included
 
 
 def _read_into_batch(con, key: int, item: LandingFile, columns: list[str]) -> None:

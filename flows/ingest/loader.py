@@ -34,6 +34,7 @@ from flows.ingest.inspection import (
     BatchPart,
     LandingFile,
     failure_rejection,
+    hash_files,
     inspect,
     inspect_link,
     require_pseudo_key,
@@ -90,7 +91,9 @@ def load_landing(con: duckdb.DuckDBPyConnection, landing: Path, *, pseudo_key: s
 def _load_new_files(con, landing: Path, pseudo_key: str | None, on_file) -> LoadSummary:
     scan = scan_landing(landing)
     seen = seen_files(con)
-    items = [inspect(con, p) for p in files_to_inspect(con, landing, seen, scan)]
+    paths = files_to_inspect(con, landing, seen, scan)
+    hashed = hash_files(paths)
+    items = [inspect(con, p, hashed[p]) for p in paths]
     items += [inspect_link(p, landing) for p in scan.links]
     new = [i for i in items if (i.file_name, i.sha256) not in seen]
     remember_stats(con, [i for i in items if (i.file_name, i.sha256) in seen])   # e.g. touched

@@ -19,7 +19,7 @@ import os
 import pickle
 import time
 from collections import defaultdict
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -91,23 +91,21 @@ def _write_if_changed(path: Path, text: str, *, root: Path) -> None:
     _write(path, text, root=root)
 
 
-def render_month(env: Environment, data: ReportData, month: date,
-                 reports_dir: Path, cache: PageCache) -> dict[str, float]:
+def render_month(env: Environment, data: ReportData, month: date, reports_dir: Path,
+                 cache: PageCache, workers: _Workers | None = None) -> dict[str, float]:
     """Render and write one month's pages and exports (a page whose inputs are unchanged,
-    by `cache`, is not drawn or written); returns the seconds spent and what was drawn. The
-    pages are split across up to two forked processes when there are enough of them."""
+    by `cache`, is not drawn or written); returns the seconds spent and what was drawn. With
+    `workers` (the run's forked page processes), the month's pages are split among them."""
     job = _Month(env, data, month, reports_dir, cache)
     began = time.perf_counter()
     pages = month_pages(data, month, job.folder)
-    workers = _worker_count(pages)
-    rendered = (_render_in_workers(job, pages, workers) if workers > 1
-                else _render_here(job, pages))
+    rendered = workers.render(job, pages) if workers else _render_here(job, pages)
     csv_text, json_text = export_texts(rendered.exports, month)
     _write_if_changed(job.folder / "figures.csv", csv_text, root=reports_dir)
     _write_if_changed(job.folder / "figures.json", json_text, root=reports_dir)
     cache.save()
     log.info("%s: %d pages rendered, %d unchanged (%d processes)", month_code(month), rendered.pages,
-             len(cache.digests) - rendered.pages, workers)
+             len(cache.digests) - rendered.pages, workers.count if workers else 1)
     return {"pages_seconds": time.perf_counter() - began, "pages": rendered.pages,
             "chart_count": rendered.charts}
 
@@ -161,10 +159,9 @@ def _checked_contexts(job: _Month, pages: list[_Page], contexts: dict[_Page, dic
     """Each page's context, every one checked by sdc before any is written, put in `contexts`
     in order once checked (so the page that raised is `pages[len(contexts)]`)."""
     rollups = _rollups(job.data)
-    checked: dict[int, object] = {}     # figures shared by many pages are checked once
     for page in pages:
         context = _CONTEXTS[page.template](job.data, job.month, page.area)
-        sdc.check_publishable(context, where=str(page.path), rollups=rollups, checked=checked)
+        sdc.check_publishable(context, where=str(page.path), rollups=rollups, checked=job.data.checked)
         contexts[page] = context
     return contexts
 
@@ -201,54 +198,99 @@ def _render_here(job: _Month, pages: list[_Page]) -> _Rendered:
     return rendered
 
 
-def _worker_count(pages: list[_Page]) -> int:
-    return max(1, min(2, os.cpu_count() or 1, len(pages) // MIN_PAGES_PER_WORKER))
+def _worker_count(pages: int) -> int:
+    return max(1, min(2, os.cpu_count() or 1, pages // MIN_PAGES_PER_WORKER))
 
 
-def _render_in_workers(job: _Month, pages: list[_Page], workers: int) -> _Rendered:
-    """The pages split across forked processes. Each builds and checks its share and says so;
-    only when every share and the exports passed are they told to write, so a refused page
-    still means nothing of the month is written. The first refused page in publishing order
-    is the error raised, as in one process."""
-    for template in _CONTEXTS:
-        job.env.get_template(template)      # compiled once, here, rather than in each worker
-    fork = multiprocessing.get_context("fork")
-    links = []
-    try:
-        for share in (pages[i::workers] for i in range(workers)):    # interleaved: ICB pages cost more
+def _page_count(data: ReportData, month: date) -> int:
+    """How many pages the month has (an HWB's or ICB's each), without building them."""
+    return sum(kind in ("hwb", "icb") for kind in data.present.get(month, {}).values())
+
+
+class _Workers:
+    """Page processes forked once per run, after the report data is read, each rendering its
+    share of every month's pages (pages[i::count], interleaved: ICB pages cost more). Living
+    for the whole run, each keeps what it computed for one month (figures, SPC, disclosure
+    checks) for the next, which shows 23 of the same 24 months.
+
+    Each month: every worker builds and checks its share and says so; only when every share
+    and the exports passed are they told to write, so a refused page still means nothing of
+    the month is written, and the first refused page in publishing order is the error raised,
+    as in one process. A worker that dies ends the pool: the month fails with an error saying
+    so, and the run's later months render in the parent."""
+
+    def __init__(self, env: Environment, data: ReportData, reports_dir: Path, count: int) -> None:
+        for template in _CONTEXTS:
+            env.get_template(template)      # compiled once, here, rather than in each worker
+        self.count, self.links = count, []
+        fork = multiprocessing.get_context("fork")
+        for share in range(count):
             ours, theirs = fork.Pipe()
-            process = fork.Process(target=_page_worker, args=(theirs, job, share), daemon=True)
+            process = fork.Process(target=_worker_loop, daemon=True,
+                                   args=(theirs, env, data, reports_dir, share, count))
             process.start()
             theirs.close()
-            links.append((process, ours))
+            self.links.append((process, ours))
+
+    def render(self, job: _Month, pages: list[_Page]) -> _Rendered:
+        if not self.links:
+            return _render_here(job, pages)
+        try:
+            return self._render(job, pages)
+        except _WorkerLost:
+            self.close()
+            raise
+
+    def _render(self, job: _Month, pages: list[_Page]) -> _Rendered:
+        for _process, ours in self.links:
+            ours.send((job.month, job.cache))
         exports, export_error = [], None
         try:
             exports = _checked_exports(job)      # while the workers build their pages
         except Exception as refused:
             export_error = refused
-        refusals = [_receive(process, ours) for process, ours in links]
-        refusals = sorted((r for r in refusals if r is not None), key=lambda r: r[0])
+        replies = [self._receive(process, ours) for process, ours in self.links]
+        refusals = sorted((r for r in replies if r is not None), key=lambda r: r[0])
+        for (_process, ours), reply in zip(self.links, replies):
+            if reply is None:               # waiting to be told whether to write
+                ours.send(not refusals and export_error is None)
         if refusals or export_error:
             raise refusals[0][1] if refusals else export_error
-        for _process, ours in links:
-            ours.send(True)
-        rendered = _merged(job, pages, [_receive(process, ours) for process, ours in links])
+        rendered = _merged(job, pages, [self._receive(process, ours) for process, ours in self.links])
         rendered.exports = exports
         return rendered
-    finally:
-        for process, ours in links:
-            _tell_to_stop(ours)
-            ours.close()
+
+    @staticmethod
+    def _receive(process, link):
+        """The worker's next message; a worker that died without one is an error, not a hang."""
+        try:
+            return link.recv()
+        except EOFError:
             process.join()
+            raise _WorkerLost(f"a report page worker stopped (exit code {process.exitcode})") from None
+
+    def close(self) -> None:
+        for process, ours in self.links:
+            try:
+                ours.send(None)             # no more months
+            except OSError:
+                pass
+            ours.close()
+            process.join(timeout=10)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        self.links = []
+
+    def __enter__(self) -> _Workers:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
-def _tell_to_stop(link) -> None:
-    """A worker still waiting to be told to write is told not to (one that was told to go on,
-    or has exited, ignores it). Closing our end would not do: later workers hold copies of it."""
-    try:
-        link.send(False)
-    except OSError:
-        pass
+class _WorkerLost(RuntimeError):
+    """A page worker died: its month is not rendered, and the pool is not used again."""
 
 
 def _merged(job: _Month, pages: list[_Page], shares: list[_Rendered]) -> _Rendered:
@@ -261,34 +303,38 @@ def _merged(job: _Month, pages: list[_Page], shares: list[_Rendered]) -> _Render
     return _Rendered(job.cache.digests, sum(s.pages for s in shares), sum(s.charts for s in shares))
 
 
-def _receive(process, link):
-    """The worker's next message; a worker that died without one is an error, not a hang."""
-    try:
-        return link.recv()
-    except EOFError:
-        process.join()
-        raise RuntimeError(f"a report page worker stopped (exit code {process.exitcode})") from None
-
-
-def _page_worker(link, job: _Month, pages: list[_Page]) -> None:
-    """In a forked process (never touching the database connection): check this share of the
-    pages and send (page index, error) or None; if told to go on, write them and send _Rendered."""
-    contexts: dict[_Page, dict] = {}
-    try:
-        _checked_contexts(job, pages, contexts)
-    except Exception as refused:
-        link.send((pages[len(contexts)].index, _portable(refused)))
-        return
-    link.send(None)
-    try:
-        if not link.recv():
+def _worker_loop(link, env: Environment, data: ReportData, reports_dir: Path, share: int,
+                 count: int) -> None:
+    """In a forked process (never touching the database connection), for each month the
+    parent sends: check this share of its pages and send (page index, error) or None; if told
+    to go on, write them and send _Rendered. None, or the parent gone, ends it."""
+    while True:
+        try:
+            order = link.recv()
+        except EOFError:
             return
-    except EOFError:        # the parent is gone
-        return
-    try:
-        link.send(_write_pages(job, contexts))
-    except Exception as error:
-        link.send(_Rendered(error=_portable(error)))
+        if order is None:
+            return
+        month, cache = order
+        job = _Month(env, data, month, reports_dir, cache)
+        pages = month_pages(data, month, job.folder)[share::count]
+        contexts: dict[_Page, dict] = {}
+        try:
+            _checked_contexts(job, pages, contexts)
+        except Exception as refused:
+            link.send((pages[len(contexts)].index, _portable(refused)))
+            continue
+        link.send(None)
+        try:
+            if not link.recv():
+                continue
+        except EOFError:        # the parent is gone
+            return
+        try:
+            link.send(_write_pages(job, contexts))
+        except Exception as error:
+            link.send(_Rendered(error=_portable(error)))
+        gc.collect()            # the month's few reference cycles, as the parent does
 
 
 def _portable(error: Exception) -> Exception:
@@ -344,15 +390,19 @@ def render_reports(con: duckdb.DuckDBPyConnection, reports_dir: Path,
         data = (load_report_data(con, add_months(changed[0], 1 - WINDOW_MONTHS), changed[-1])
                 if changed else load_index_data(con))
         gc.freeze()     # the data lives as long as the run: the collector never walks it
-        for month in changed:
-            try:
-                for key, seconds in render_month(env, data, month, reports_dir, caches[month]).items():
-                    totals[key] += seconds
-            except Exception as error:   # a refused page or a bug in one month must not stop the others
-                failures[month] = error
-                log.error("%s: nothing of the month was written (its earlier pages, if any, stay): %s",
-                          month_code(month), withhold_numbers(f"{type(error).__name__}: {error}"))
-            gc.collect()    # the month's few reference cycles, once; the frozen data is not walked
+        count = _worker_count(max(_page_count(data, m) for m in changed)) if changed else 1
+        with _Workers(env, data, reports_dir, count) if count > 1 else nullcontext() as workers:
+            for month in changed:
+                try:
+                    for key, seconds in render_month(env, data, month, reports_dir, caches[month],
+                                                     workers).items():
+                        totals[key] += seconds
+                except Exception as error:   # a refused page or a bug in one month must not stop the others
+                    failures[month] = error
+                    log.error("%s: not rendered (a refused page or export writes nothing of the "
+                              "month; its earlier pages stay): %s", month_code(month),
+                              withhold_numbers(f"{type(error).__name__}: {error}"))
+                gc.collect()    # the month's few reference cycles, once; the frozen data is not walked
     index = reports_dir / "index.html"
     _write_if_changed(index, env.get_template("index.html.j2").render(
         index_context(data, months, reports_dir)), root=reports_dir)

@@ -112,6 +112,7 @@ class ReportData:
     _figures: dict = field(default_factory=dict)            # memo of figure()
     _published_spc: dict = field(default_factory=dict)      # memo of figures.publish_spc
     _ytd_sums: dict = field(default_factory=dict)           # memo of figures._ytd_sums
+    checked: dict = field(default_factory=dict)             # sdc: figures found clean (check_publishable)
     # joined-up care (extracts 3a): the linked metrics and each council's linkage by month
     linked_metric_ids: frozenset[str] = frozenset()
     linkage: list[dict] = field(default_factory=list)

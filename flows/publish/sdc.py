@@ -54,6 +54,7 @@ COUNT_FIELDS = frozenset({
 # Values the check does not look into: no count can hide in them (a number is refused only under
 # a count's name, COUNT_FIELDS).
 _PLAIN = (str, bytes, bool, int, float, date, type(None))
+_PLAIN_TYPES = frozenset(_PLAIN)     # the exact types, for a quick test of a whole sequence
 # Relative tolerance when checking that a published value was computed from published counts.
 _CONSISTENCY = 1e-9
 
@@ -221,33 +222,39 @@ def check_publishable(obj: object, *, where: str,
 
 
 def _is_clean(obj: object, exempt: frozenset[str], clean: dict[int, object]) -> bool:
-    """The walk of `_problems`, answering only whether there is any: a page holds about a
-    million values and is almost always clean, so paths and messages are built only when a
-    problem is found (by walking it again with `_problems`)."""
-    if isinstance(obj, _PLAIN):
+    """The walk of `_problems`, answering only whether there is any: a page holds thousands of
+    values and is almost always clean, so paths and messages are built only when a problem is
+    found (by walking it again with `_problems`). The cheapest tests come first: a plain value,
+    then a figure already found clean (most figures are shared by many pages)."""
+    kind = type(obj)
+    if kind in _PLAIN_TYPES or id(obj) in clean or isinstance(obj, _PLAIN):
         return True
-    if type(obj) is dict or isinstance(obj, Mapping):
-        for key, value in obj.items():
-            if isinstance(value, _PLAIN):
-                if key in COUNT_FIELDS and isinstance(value, (int, float)) and not isinstance(value, bool):
-                    return False
-            elif not _is_clean(value, exempt, clean):
-                return False
-        return True
+    if kind is dict or isinstance(obj, Mapping):
+        return _items_clean(obj.items(), exempt, clean)
     if isinstance(obj, (list, tuple, set, frozenset)):
-        return all(isinstance(item, _PLAIN) or _is_clean(item, exempt, clean) for item in obj)
+        # a chart's series: dozens of plain values, their types checked in one C-level pass
+        return (_PLAIN_TYPES.issuperset(map(type, obj))
+                or all(isinstance(item, _PLAIN) or _is_clean(item, exempt, clean) for item in obj))
     if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
         return True
-    if id(obj) in clean:
-        return True
-    if isinstance(obj, (Count, Cell)):
+    if kind is Count or kind is Cell or isinstance(obj, (Count, Cell)):
         found = next(iter(_dataclass_problems(obj, "", exempt, clean)), None) is not None
     else:
-        found = not _is_clean({name: getattr(obj, name) for name in _field_names(type(obj))},
-                              exempt, clean)
-    if not found and _is_frozen(type(obj)):
+        found = not _items_clean(((name, getattr(obj, name)) for name in _field_names(kind)),
+                                 exempt, clean)
+    if not found and _is_frozen(kind):
         clean[id(obj)] = obj
     return not found
+
+
+def _items_clean(items, exempt: frozenset[str], clean: dict[int, object]) -> bool:
+    for key, value in items:
+        if type(value) in _PLAIN_TYPES or isinstance(value, _PLAIN):
+            if key in COUNT_FIELDS and isinstance(value, (int, float)) and not isinstance(value, bool):
+                return False
+        elif not _is_clean(value, exempt, clean):
+            return False
+    return True
 
 
 def _problems(obj: object, path: str, exempt: frozenset[str], clean: dict[int, object]) -> Iterator[str]:

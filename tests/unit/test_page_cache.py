@@ -222,8 +222,9 @@ def test_a_month_rendered_by_two_processes_is_the_same_as_by_one(con, tmp_path, 
         patched.setattr(report, "MIN_PAGES_PER_WORKER", 1)
         patched.setattr(report.os, "cpu_count", lambda: 2)
         spawned = []
-        original = report._render_in_workers
-        patched.setattr(report, "_render_in_workers", lambda *a: spawned.append(a[2]) or original(*a))
+        original = report._Workers.__init__
+        patched.setattr(report._Workers, "__init__",
+                        lambda self, *a: spawned.append(a[-1]) or original(self, *a))
         report.render_reports(con, tmp_path / "two", [month])
     assert spawned == [2]
     one, two = _files(tmp_path / "one"), _files(tmp_path / "two")
@@ -231,8 +232,8 @@ def test_a_month_rendered_by_two_processes_is_the_same_as_by_one(con, tmp_path, 
 
 
 def test_few_pages_are_rendered_in_one_process():
-    assert report._worker_count([object()] * 19) == 1
-    assert report._worker_count([object()] * 195) == min(2, os.cpu_count() or 1)
+    assert report._worker_count(19) == 1
+    assert report._worker_count(195) == min(2, os.cpu_count() or 1)
 
 
 def _refusing(monkeypatch, codes: set[str]):
@@ -283,10 +284,10 @@ def test_a_month_that_cannot_be_rendered_does_not_stop_the_others(con, tmp_path,
     bad = months[0]
     original = report.render_month
 
-    def render(env, data, month, reports_dir, cache):
+    def render(env, data, month, reports_dir, cache, workers=None):
         if month == bad:
             raise RuntimeError(f"cannot draw {report.month_code(month)}")
-        return original(env, data, month, reports_dir, cache)
+        return original(env, data, month, reports_dir, cache, workers)
 
     monkeypatch.setattr(report, "render_month", render)
     reports = tmp_path / "reports"
@@ -297,3 +298,43 @@ def test_a_month_that_cannot_be_rendered_does_not_stop_the_others(con, tmp_path,
         assert _pages(reports, month), f"{month} was not rendered"
     index = (reports / "index.html").read_text()
     assert report.month_code(months[-1]) in index and report.month_code(bad) not in index
+
+
+def test_every_month_rendered_by_the_run_s_two_workers_is_the_same_as_by_one(con, tmp_path,
+                                                                           monkeypatch):
+    """The workers live for the whole run, keeping one month's figures for the next: what
+    they write for every month is what one process writes."""
+    months = [r[0] for r in con.execute(
+        "select distinct period_month from metric_cells order by 1").fetchall()]
+    report.render_reports(con, tmp_path / "one", months)
+    with monkeypatch.context() as patched:
+        patched.setattr(report, "MIN_PAGES_PER_WORKER", 1)
+        patched.setattr(report.os, "cpu_count", lambda: 2)
+        forked = []
+        original = report._Workers.__init__
+        patched.setattr(report._Workers, "__init__",
+                        lambda self, *a: forked.append(a[-1]) or original(self, *a))
+        report.render_reports(con, tmp_path / "two", months)
+    assert forked == [2], "one pool of two workers for the whole run"
+    one, two = _files(tmp_path / "one"), _files(tmp_path / "two")
+    assert len(months) >= 2 and sum(name.endswith(".html") for name in one) > len(months) * len(AREAS)
+    assert one == two
+
+
+def test_a_page_worker_that_dies_fails_its_month_and_the_others_render_here(con, tmp_path,
+                                                                          monkeypatch, two_workers):
+    months = [r[0] for r in con.execute(
+        "select distinct period_month from metric_cells order by 1").fetchall()]
+    parent, original = os.getpid(), report._write_pages
+
+    def dying(job, contexts):
+        if os.getpid() != parent and job.month == months[0]:
+            os._exit(3)         # a worker killed (out of memory, a crash) while writing
+        return original(job, contexts)
+
+    monkeypatch.setattr(report, "_write_pages", dying)
+    reports = tmp_path / "reports"
+    with pytest.raises(RuntimeError, match="worker stopped"):
+        report.render_reports(con, reports, months)
+    for month in months[1:]:
+        assert len(_pages(reports, month)) == len(AREAS) + 1, f"{month} was not rendered"
