@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 
+from flows.db import relation_exists
 from flows.ingest.naming import (
     display_name,
 )
@@ -228,6 +229,7 @@ def read_into_src(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, int]
         con.execute(f"create temp table src as select row_number() over () as line_number, * "
                     f"from {_reader_sql(path)}")
         _collect_rejects(con)
+        _reject_lines_inside_an_open_quote(con, path)
     con.execute("create temp table src_columns (position integer, header varchar)")
     con.executemany("insert into src_columns values (?, ?)",
                     [[i, h.strip()] for i, h in enumerate(headers, start=1)])
@@ -257,6 +259,36 @@ def drop_working_tables(con: duckdb.DuckDBPyConnection) -> None:
                 "drop table if exists reject_errors; drop table if exists reject_scans; "
                 "drop table if exists checked; drop table if exists src_columns; "
                 "drop table if exists src_unnumbered")
+
+
+# The parser's errors for a quote that opens a value and never closes
+QUOTE_ERRORS = ("UNTERMINATED QUOTE", "UNQUOTED VALUE")
+
+
+def _reject_lines_inside_an_open_quote(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """A quote that never closes makes the parser read every later line as text inside one
+    value: those lines are neither rows nor rejects. They are counted in the file itself and
+    each is quarantined, naming the line the quote opened on, so every line is accounted for."""
+    if not relation_exists(con, "reject_errors"):
+        return
+    opened = con.execute("select min(line) - 1 from reject_errors where error_type in ?",
+                         [list(QUOTE_ERRORS)]).fetchone()[0]
+    if opened is None:
+        return
+    accounted = con.execute("select (select count(*) from src) + (select count(*) from src_rejects)"
+                            ).fetchone()[0]
+    lines = _data_lines(path)
+    if lines > accounted:
+        con.execute("insert into src_rejects select l, ? from range(?, ?) t(l)",
+                    [f"inside the quote opened on line {opened} and never closed, so read as part "
+                     "of that line's value", accounted + 1, lines + 1])
+
+
+def _data_lines(path: Path) -> int:
+    """Lines after the header that hold any text (the parser skips blank ones)."""
+    with file_opener(path)(path, "rb") as handle:
+        handle.readline()
+        return sum(1 for line in handle if line.strip())
 
 
 def _collect_rejects(con: duckdb.DuckDBPyConnection) -> None:

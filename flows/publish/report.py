@@ -374,8 +374,9 @@ def render_reports(con: duckdb.DuckDBPyConnection, reports_dir: Path,
     """Render every page and export of `months` (default: every month in metric_values) and the
     index; returns the path of reports/index.html. A month whose inputs are unchanged since its
     pages were written (page_cache.month_key) is neither read nor rendered. The data is read
-    once, here; a month's pages are then split across up to two forked processes
-    (render_month), which never touch `con`."""
+    once, here; then up to two page processes are forked (`_Workers`, never touching `con`),
+    which render their share of each month's pages. A month that fails (a refused page, a
+    bug) is logged and the others still render; the earliest failure is raised at the end."""
     reports_dir = Path(reports_dir)
     months = _months_to_render(con, months)
     fingerprint = inputs_fingerprint(con)

@@ -65,6 +65,31 @@ def test_each_row_is_loaded_or_quarantined_with_its_rule(con, tmp_path):
     assert con.execute("select invalid_nhs_numbers from files").fetchone()[0] == 1
 
 
+@pytest.mark.parametrize("name", ["apc_RXH_2025-10.csv", "apc_RXH_2025-10.csv.gz"])
+def test_lines_after_a_quote_that_never_closes_are_quarantined_not_lost(con, tmp_path, name):
+    """The parser reads every line after an unclosed quote as text inside that value: those
+    lines are counted in the file and each is quarantined, so rows in = loaded + quarantined."""
+    landing = tmp_path / "landing"
+    lines = [APC_HEADER,
+             "RXH,S1,,70,1,E06000043,2025-10-03,21,2025-10-05,1,19,I500",
+             'RXH,S2,,70,1,"E06000043,2025-10-03,21,2025-10-05,1,19,I500',      # opens a quote
+             "RXH,S3,,70,1,E06000043,2025-10-03,21,2025-10-05,1,19,I500",
+             "",
+             "RXH,S4,,70,1,E06000043,2025-10-03,21,2025-10-05,1,19,I500"]
+    text = "\n".join(lines) + "\n"
+    landing.mkdir()
+    if name.endswith(".gz"):
+        (landing / name).write_bytes(gzip.compress(text.encode()))
+    else:
+        (landing / name).write_text(text)
+    load(con, landing)
+    assert log(con)[name] == ("loaded", 4, 1, 3)
+    quarantined = con.execute("select line_number, rule, detail from quarantine order by 1").fetchall()
+    assert [(line, rule) for line, rule, _ in quarantined] == [
+        (2, "malformed_row"), (3, "malformed_row"), (4, "malformed_row")]
+    assert all("quote opened on line 2" in detail for _, _, detail in quarantined[1:])
+
+
 def test_details_name_the_field_and_value_but_never_the_nhs_number(con, tmp_path):
     landing = tmp_path / "landing"
     write_csv(landing / "apc_RXH_2025-10.csv", APC_HEADER,
