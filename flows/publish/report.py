@@ -208,23 +208,25 @@ def _page_count(data: ReportData, month: date) -> int:
 
 
 class _Workers:
-    """Page processes forked once per run, after the report data is read, each rendering its
-    share of every month's pages (pages[i::count], interleaved: ICB pages cost more). Living
-    for the whole run, each keeps what it computed for one month (figures, SPC, disclosure
-    checks) for the next, which shows 23 of the same 24 months.
+    """The run's page processes: this one and `count - 1` forked once, after the report data is
+    read, each rendering its share of every month's pages (pages[i::count], interleaved: ICB
+    pages cost more; share 0 is this process's). Living for the whole run, each keeps what it
+    computed for one month (figures, SPC, disclosure checks) for the next, which shows 23 of
+    the same 24 months. This process working too, rather than waiting on `count` forks, keeps
+    one fewer copy of the data's pages in memory.
 
-    Each month: every worker builds and checks its share and says so; only when every share
-    and the exports passed are they told to write, so a refused page still means nothing of
-    the month is written, and the first refused page in publishing order is the error raised,
-    as in one process. A worker that dies ends the pool: the month fails with an error saying
-    so, and the run's later months render in the parent."""
+    Each month: every share is built and checked, and the exports checked; only when all
+    passed are the pages written, so a refused page still means nothing of the month is
+    written, and the first refused page in publishing order is the error raised, as in one
+    process. A worker that dies ends the pool: the month fails with an error saying so, and
+    the run's later months render in this process alone."""
 
     def __init__(self, env: Environment, data: ReportData, reports_dir: Path, count: int) -> None:
         for template in _CONTEXTS:
             env.get_template(template)      # compiled once, here, rather than in each worker
         self.count, self.links = count, []
         fork = multiprocessing.get_context("fork")
-        for share in range(count):
+        for share in range(1, count):
             ours, theirs = fork.Pipe()
             process = fork.Process(target=_worker_loop, daemon=True,
                                    args=(theirs, env, data, reports_dir, share, count))
@@ -244,19 +246,25 @@ class _Workers:
     def _render(self, job: _Month, pages: list[_Page]) -> _Rendered:
         for _process, ours in self.links:
             ours.send((job.month, job.cache))
-        exports, export_error = [], None
+        refusals, export_error = [], None
         try:
             exports = _checked_exports(job)      # while the workers build their pages
         except Exception as refused:
-            export_error = refused
-        replies = [self._receive(process, ours) for process, ours in self.links]
-        refusals = sorted((r for r in replies if r is not None), key=lambda r: r[0])
-        for (_process, ours), reply in zip(self.links, replies):
+            exports, export_error = [], refused
+        ours_pages, contexts = pages[0::self.count], {}
+        try:
+            _checked_contexts(job, ours_pages, contexts)
+        except Exception as refused:
+            refusals.append((ours_pages[len(contexts)].index, refused))
+        replies = [self._receive(process, link) for process, link in self.links]
+        refusals = sorted(refusals + [r for r in replies if r is not None], key=lambda r: r[0])
+        for (_process, link), reply in zip(self.links, replies):
             if reply is None:               # waiting to be told whether to write
-                ours.send(not refusals and export_error is None)
+                link.send(not refusals and export_error is None)
         if refusals or export_error:
             raise refusals[0][1] if refusals else export_error
-        rendered = _merged(job, pages, [self._receive(process, ours) for process, ours in self.links])
+        own = _write_pages(job, contexts)
+        rendered = _merged(job, pages, [own] + [self._receive(process, link) for process, link in self.links])
         rendered.exports = exports
         return rendered
 
@@ -334,7 +342,6 @@ def _worker_loop(link, env: Environment, data: ReportData, reports_dir: Path, sh
             link.send(_write_pages(job, contexts))
         except Exception as error:
             link.send(_Rendered(error=_portable(error)))
-        gc.collect()            # the month's few reference cycles, as the parent does
 
 
 def _portable(error: Exception) -> Exception:
@@ -403,7 +410,6 @@ def render_reports(con: duckdb.DuckDBPyConnection, reports_dir: Path,
                     log.error("%s: not rendered (a refused page or export writes nothing of the "
                               "month; its earlier pages stay): %s", month_code(month),
                               withhold_numbers(f"{type(error).__name__}: {error}"))
-                gc.collect()    # the month's few reference cycles, once; the frozen data is not walked
     index = reports_dir / "index.html"
     _write_if_changed(index, env.get_template("index.html.j2").render(
         index_context(data, months, reports_dir)), root=reports_dir)
@@ -416,11 +422,12 @@ def render_reports(con: duckdb.DuckDBPyConnection, reports_dir: Path,
 
 @contextmanager
 def _cyclic_gc_paused():
-    """Report data and pages are millions of objects with almost no reference cycles, freed by
-    reference counting. Python's cyclic collector would walk them over and over as they are
-    made (about a fifth of a national month's time, measured): it is paused while the data is
-    read and the months render, and what is frozen inside (the data) is unfrozen after. Forked
-    page workers inherit the pause, so they do not copy the data's memory by walking it."""
+    """Report data and pages are millions of objects with almost no reference cycles (a few
+    dozen objects a month, measured), freed by reference counting. Python's cyclic collector
+    would walk them over and over as they are made (about a fifth of a national month's
+    time): it is paused while the data is read and the months render, and left to run again
+    afterwards. Forked page workers inherit the pause, so they do not copy the data's memory by
+    walking it."""
     enabled = gc.isenabled()
     gc.disable()
     try:
