@@ -2,6 +2,7 @@
 are unchanged since it was written is neither drawn nor written again (flows/publish/page_cache.py)."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -338,3 +339,19 @@ def test_a_page_worker_that_dies_fails_its_month_and_the_others_render_here(con,
         report.render_reports(con, reports, months)
     for month in months[1:]:
         assert len(_pages(reports, month)) == len(AREAS) + 1, f"{month} was not rendered"
+
+
+def test_a_page_digest_names_a_metric_by_id_and_changes_with_the_sql(monkeypatch):
+    """A metric's title, unit and definition come from its SQL file's header: the digest writes
+    the metric by its id and covers the SQL instead, so an edited header still redraws."""
+    from flows.publish.report_data import Metric
+
+    metric = Metric("m1", "Title", "percent", False, "n", "d", None, "definition one", None,
+                    None, "sql/metrics/m1.sql", 1)
+    context = {"metric": metric, "value": 12.5}
+    before = page_cache.page_digest("hwb_page.html.j2", context)
+    renamed = dataclasses.replace(metric, definition="definition two")
+    assert page_cache.page_digest("hwb_page.html.j2", {**context, "metric": renamed}) == before
+    assert page_cache.page_digest("hwb_page.html.j2", {**context, "value": 12.6}) != before
+    monkeypatch.setattr(page_cache, "sql_digest", lambda: "an edited metric header")
+    assert page_cache.page_digest("hwb_page.html.j2", context) != before
