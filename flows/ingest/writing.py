@@ -65,7 +65,9 @@ def write_judged(con, files: list[tuple[BatchPart, int, LandingFile]], *, checke
 
 
 def _insert_raw(con, dataset: Dataset, checked: str) -> None:
-    """The rows of each file in `run_files` that load, in file and line order."""
+    """The rows of each file in `run_files` that load, in the order they were judged: each
+    file's rows together and in line order (its line_number is stored with each), so the
+    table is not sorted again, which cost a fifth of a national month's insert."""
     table = f"raw_{dataset.name}"
     columns = [d[0] for d in con.execute(f"select * from {table} limit 0").description]
     values = [c for c in columns if c not in ("file_id", "period")]
@@ -75,8 +77,7 @@ def _insert_raw(con, dataset: Dataset, checked: str) -> None:
     con.execute(
         f"insert into {table} (file_id, {', '.join(period + values)}) "
         f"select f.file_id, {', '.join(period_value + [_line_number(v) for v in values])} "
-        f"from {checked} c join run_files f on f.file_key = c.file_key where c.rule is null "
-        "order by f.file_id, c.line_number")
+        f"from {checked} c join run_files f on f.file_key = c.file_key where c.rule is null")
 
 
 def _line_number(column: str) -> str:
