@@ -210,15 +210,17 @@ def load_index_data(con: duckdb.DuckDBPyConnection) -> ReportData:
 
 
 # What every month's pages are made from, digested in the database: the figures joinedup
-# computed (metric_values: its SPC and plan variance are views over them), the catalogue, orgs
-# and local changes, and the loaded files (every raw row, so every view of deliveries, data
-# quality, quarantine and linkage, comes from one). Each relation's rows are unique, so the XOR
-# of their MD5s digests the set whatever order they are read in. A month's SPC reads later
-# months too (runs and trends), so every month depends on all of this, not on its own rows.
+# stored (metric_cells), the plans beside them, the catalogue, orgs and local changes, and the
+# loaded files (every raw row comes from one: statuses, deliveries, data quality, quarantine,
+# linkage). Every view a page reads (metric_values with its roll-ups, plan and status,
+# metric_spc, ...) is a function of these and of the SQL, which page_cache.month_key adds;
+# digesting stored tables rather than the views keeps this a few milliseconds however many
+# years are loaded. Each relation's rows are unique, so the XOR of their MD5s digests the set
+# whatever order they are read in. A month's SPC reads later months too (runs and trends), so
+# every month depends on all of this, not on its own rows.
 FINGERPRINT_SQL = {
-    "metric_values": "select count(*), bit_xor(md5_number(row(period_month, area_type, area_code, "
-                     "metric_id, numerator, denominator, value, plan_value, status)::varchar)) "
-                     "from metric_values",
+    "metric_cells": "select count(*), bit_xor(md5_number(r::varchar)) from metric_cells as r",
+    "raw_plan": "select count(*), bit_xor(md5_number(r::varchar)) from raw_plan as r",
     "metric_catalog": "select count(*), bit_xor(md5_number(r::varchar)) from metric_catalog as r",
     "orgs": "select count(*), bit_xor(md5_number(r::varchar)) from orgs as r",
     "stg_changes": "select count(*), bit_xor(md5_number(r::varchar)) from stg_changes as r",
