@@ -10,7 +10,7 @@ import re
 import unicodedata
 import zlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -259,6 +259,18 @@ class _Rows:
                             f"extra value '{extra[0].strip()}'")
             return False
         return True
+
+    def with_code(self, column: int, rule: str) -> Iterator[tuple[int, list[str], str]]:
+        """(line, record, code in upper case) of each record of good shape (`shape_ok`) whose
+        code column is filled; a record with an empty code is quarantined under `rule`."""
+        for line, rec in enumerate(self.records, start=1):
+            if not self.shape_ok(line, rec):
+                continue
+            code = _clean(rec[column]).upper()
+            if not code:
+                self.quarantine(line, rule, f"{self.headers[column].strip()} is empty")
+                continue
+            yield line, rec, code
 
     def quarantine_duplicates(self, keys: dict[int, tuple], rule: str, label) -> None:
         """Every row whose key occurs more than once is quarantined (the file cannot say which is right)."""

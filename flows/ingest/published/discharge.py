@@ -42,13 +42,7 @@ def read(headers: list[str], data: list[list[str]]) -> PublishedFile:
                            "to reside nor discharges")
     rows = _Rows(data, headers, cols.values())
     parsed: dict[int, dict] = {}
-    for line, rec in enumerate(data, start=1):
-        if not rows.shape_ok(line, rec):
-            continue
-        org = _clean(rec[cols["org_code"]]).upper()
-        if not org:
-            rows.quarantine(line, "missing_org_code", f"{headers[cols['org_code']].strip()} is empty")
-            continue
+    for line, rec, org in rows.with_code(cols["org_code"], "missing_org_code"):
         day = _parse_date(rec[cols["date"]])
         if day is None:
             rows.quarantine(line, "bad_date",

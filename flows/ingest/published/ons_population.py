@@ -95,13 +95,7 @@ def read(headers: list[str], data: list[list[str]], preamble: list[str], file_na
     rows = _Rows(data, headers, [*cols.values(), *ages])
     parsed: dict[int, dict] = {}
     all_ages_published = all_ages_computed = 0
-    for line, rec in enumerate(data, start=1):
-        if not rows.shape_ok(line, rec):
-            continue
-        code = _clean(rec[cols["area_code"]]).upper()
-        if not code:
-            rows.quarantine(line, "missing_area_code", f"{headers[cols['area_code']].strip()} is empty")
-            continue
+    for line, rec, code in rows.with_code(cols["area_code"], "missing_area_code"):
         by_age = [0] * 91
         bad, empty = [], []
         for pos, (age, _) in age_cols:
