@@ -216,19 +216,28 @@ def two_workers(monkeypatch):
     monkeypatch.setattr(report.os, "cpu_count", lambda: 2)
 
 
-def test_a_month_rendered_by_two_processes_is_the_same_as_by_one(con, tmp_path, monkeypatch):
-    month = _last_month(con)
-    report.render_reports(con, tmp_path / "one", [month])
+def _rendered_by_one_and_by_two(con, folder: Path, monkeypatch, months: list[date]):
+    """The months rendered in one process into folder/one and with two page processes into
+    folder/two: (each pool's size as it was made, the files of one, the files of two)."""
+    report.render_reports(con, folder / "one", months)
     with monkeypatch.context() as patched:
         patched.setattr(report, "MIN_PAGES_PER_WORKER", 1)
         patched.setattr(report.os, "cpu_count", lambda: 2)
-        spawned = []
+        pools = []
         original = report._Workers.__init__
         patched.setattr(report._Workers, "__init__",
-                        lambda self, *a: spawned.append(a[-1]) or original(self, *a))
-        report.render_reports(con, tmp_path / "two", [month])
-    assert spawned == [2]
-    one, two = _files(tmp_path / "one"), _files(tmp_path / "two")
+                        lambda self, *a: pools.append(a[-1]) or original(self, *a))
+        report.render_reports(con, folder / "two", months)
+    return pools, _files(folder / "one"), _files(folder / "two")
+
+
+def _months(con) -> list[date]:
+    return [r[0] for r in con.execute("select distinct period_month from metric_cells order by 1").fetchall()]
+
+
+def test_a_month_rendered_by_two_processes_is_the_same_as_by_one(con, tmp_path, monkeypatch):
+    pools, one, two = _rendered_by_one_and_by_two(con, tmp_path, monkeypatch, [_last_month(con)])
+    assert pools == [2]
     assert len(one) > len(AREAS) and one == two
 
 
@@ -279,8 +288,7 @@ def test_a_refused_export_fails_a_two_process_run_and_writes_no_page(con, tmp_pa
 def test_a_month_that_cannot_be_rendered_does_not_stop_the_others(con, tmp_path, monkeypatch):
     """Every other month and the index are written; the run still fails, naming the month's
     error, and the refused month has no page."""
-    months = [r[0] for r in con.execute(
-        "select distinct period_month from metric_cells order by 1").fetchall()]
+    months = _months(con)
     assert len(months) >= 2
     bad = months[0]
     original = report.render_month
@@ -305,27 +313,16 @@ def test_every_month_rendered_by_the_run_s_two_workers_is_the_same_as_by_one(con
                                                                            monkeypatch):
     """The workers live for the whole run, keeping one month's figures for the next: what
     they write for every month is what one process writes."""
-    months = [r[0] for r in con.execute(
-        "select distinct period_month from metric_cells order by 1").fetchall()]
-    report.render_reports(con, tmp_path / "one", months)
-    with monkeypatch.context() as patched:
-        patched.setattr(report, "MIN_PAGES_PER_WORKER", 1)
-        patched.setattr(report.os, "cpu_count", lambda: 2)
-        forked = []
-        original = report._Workers.__init__
-        patched.setattr(report._Workers, "__init__",
-                        lambda self, *a: forked.append(a[-1]) or original(self, *a))
-        report.render_reports(con, tmp_path / "two", months)
-    assert forked == [2], "one pool of two workers for the whole run"
-    one, two = _files(tmp_path / "one"), _files(tmp_path / "two")
+    months = _months(con)
+    pools, one, two = _rendered_by_one_and_by_two(con, tmp_path, monkeypatch, months)
+    assert pools == [2], "one pool of two workers for the whole run"
     assert len(months) >= 2 and sum(name.endswith(".html") for name in one) > len(months) * len(AREAS)
     assert one == two
 
 
 def test_a_page_worker_that_dies_fails_its_month_and_the_others_render_here(con, tmp_path,
                                                                           monkeypatch, two_workers):
-    months = [r[0] for r in con.execute(
-        "select distinct period_month from metric_cells order by 1").fetchall()]
+    months = _months(con)
     parent, original = os.getpid(), report._write_pages
 
     def dying(job, contexts):
