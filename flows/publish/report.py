@@ -19,7 +19,7 @@ import os
 import pickle
 import time
 from collections import defaultdict
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -94,18 +94,19 @@ def _write_if_changed(path: Path, text: str, *, root: Path) -> None:
 def render_month(env: Environment, data: ReportData, month: date, reports_dir: Path,
                  cache: PageCache, workers: _Workers | None = None) -> dict[str, float]:
     """Render and write one month's pages and exports (a page whose inputs are unchanged,
-    by `cache`, is not drawn or written); returns the seconds spent and what was drawn. With
-    `workers` (the run's forked page processes), the month's pages are split among them."""
+    by `cache`, is not drawn or written); returns the seconds spent and what was drawn. The
+    pages are split among the run's page processes (`workers`; by default this one alone)."""
+    workers = workers or _Workers(env, data, reports_dir, 1)
     job = _Month(env, data, month, reports_dir, cache)
     began = time.perf_counter()
     pages = month_pages(data, month, job.folder)
-    rendered = workers.render(job, pages) if workers else _render_here(job, pages)
+    rendered = workers.render(job, pages)
     csv_text, json_text = export_texts(rendered.exports, month)
     _write_if_changed(job.folder / "figures.csv", csv_text, root=reports_dir)
     _write_if_changed(job.folder / "figures.json", json_text, root=reports_dir)
     cache.save()
     log.info("%s: %d pages rendered, %d unchanged (%d processes)", month_code(month), rendered.pages,
-             len(cache.digests) - rendered.pages, workers.count if workers else 1)
+             len(cache.digests) - rendered.pages, workers.count)
     return {"pages_seconds": time.perf_counter() - began, "pages": rendered.pages,
             "chart_count": rendered.charts}
 
@@ -121,7 +122,8 @@ class _Page:
 
 @dataclass
 class _Month:
-    """What every process rendering a month's pages shares (forked, never sent)."""
+    """One month's rendering: the environment and data every page process has (forked with
+    it), the month and its page cache (sent to each worker with the month)."""
     env: Environment
     data: ReportData
     month: date
@@ -189,15 +191,6 @@ def _write_pages(job: _Month, contexts: dict[_Page, dict]) -> _Rendered:
     return _Rendered(dict(job.cache.digests), len(changed), len(svgs))
 
 
-def _render_here(job: _Month, pages: list[_Page]) -> _Rendered:
-    """Every page in this process: all checked, the exports checked, then written."""
-    contexts = _checked_contexts(job, pages, {})
-    exports = _checked_exports(job)
-    rendered = _write_pages(job, contexts)
-    rendered.exports = exports
-    return rendered
-
-
 def _worker_count(pages: int) -> int:
     return max(1, min(2, os.cpu_count() or 1, pages // MIN_PAGES_PER_WORKER))
 
@@ -235,8 +228,6 @@ class _Workers:
             self.links.append((process, ours))
 
     def render(self, job: _Month, pages: list[_Page]) -> _Rendered:
-        if not self.links:
-            return _render_here(job, pages)
         try:
             return self._render(job, pages)
         except _WorkerLost:
@@ -288,7 +279,7 @@ class _Workers:
             if process.is_alive():
                 process.kill()
                 process.join()
-        self.links = []
+        self.links, self.count = [], 1      # what is left renders in this process alone
 
     def __enter__(self) -> _Workers:
         return self
@@ -399,7 +390,7 @@ def render_reports(con: duckdb.DuckDBPyConnection, reports_dir: Path,
                 if changed else load_index_data(con))
         gc.freeze()     # the data lives as long as the run: the collector never walks it
         count = _worker_count(max(_page_count(data, m) for m in changed)) if changed else 1
-        with _Workers(env, data, reports_dir, count) if count > 1 else nullcontext() as workers:
+        with _Workers(env, data, reports_dir, count) as workers:
             for month in changed:
                 try:
                     for key, seconds in render_month(env, data, month, reports_dir, caches[month],
