@@ -68,17 +68,13 @@ NO_BYTES = hashlib.sha256(b"").digest()
 HASH_THREADS = 2     # hashlib releases the GIL: a national folder's 2.4 GB in 1.2 s, not 3.2 s
 
 
-def stat_and_hash(path: Path) -> tuple[os.stat_result, bytes]:
-    stat = path.stat()   # before hashing: a file changed meanwhile is hashed again next run
-    return stat, sha256_of(path)
-
-
 def hash_files(paths: list[Path]) -> dict[Path, tuple[os.stat_result, bytes] | Exception]:
     """Each file's stat and SHA-256, hashed on HASH_THREADS threads; a file that cannot be
     read maps to its error, which `inspect` turns into the file's rejection."""
     def one(path: Path):
         try:
-            return stat_and_hash(path)
+            stat = path.stat()   # before hashing: a file changed meanwhile is hashed again next run
+            return stat, sha256_of(path)
         except Exception as error:      # noqa: BLE001 - rejects this file only, in inspect
             return error
     with ThreadPoolExecutor(max_workers=HASH_THREADS) as pool:
@@ -86,9 +82,9 @@ def hash_files(paths: list[Path]) -> dict[Path, tuple[os.stat_result, bytes] | E
 
 
 def inspect(con: duckdb.DuckDBPyConnection, path: Path,
-            hashed: tuple[os.stat_result, bytes] | Exception | None = None) -> LandingFile:
-    """Hash the file (unless `hashed` is its `hash_files` entry), parse its name and read
-    its header, without loading it.
+            hashed: tuple[os.stat_result, bytes] | Exception) -> LandingFile:
+    """Take the file's stat and hash (`hashed`, its `hash_files` entry), parse its name and
+    read its header, without loading it.
 
     Nothing here stops the run: a step that fails, however it fails, leaves the reason on the
     item and the file is rejected with it when its turn comes to load.
@@ -97,7 +93,7 @@ def inspect(con: duckdb.DuckDBPyConnection, path: Path,
     try:
         if isinstance(hashed, Exception):
             raise hashed
-        stat, item.sha256 = hashed or stat_and_hash(path)
+        stat, item.sha256 = hashed
         item.size, item.mtime_ns = stat.st_size, stat.st_mtime_ns
         item.stage = "reading its name"
         try:
