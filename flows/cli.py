@@ -202,7 +202,7 @@ def _unloaded(settings) -> list[str]:
     """Landing files not seen before (read-only: a dry run changes nothing)."""
     import duckdb
 
-    from flows.ingest.inspection import sha256_of
+    from flows.ingest.inspection import hash_files
     from flows.ingest.landing import files_to_inspect, landing_files, seen_files
     from flows.ingest.naming import display_name
     if not settings.db.exists():
@@ -213,8 +213,9 @@ def _unloaded(settings) -> list[str]:
         maybe_new = files_to_inspect(con, settings.landing, seen)
     finally:
         con.close()
+    hashed = hash_files(maybe_new)      # a file that cannot be read is new: the run would try it
     return [display_name(p.name) for p in maybe_new
-            if (display_name(p.name), sha256_of(p)) not in seen]
+            if isinstance(hashed[p], Exception) or (display_name(p.name), hashed[p][1]) not in seen]
 
 
 @app.command()

@@ -170,7 +170,8 @@ def _checked_contexts(job: _Month, pages: list[_Page], contexts: dict[_Page, dic
 
 def _checked_exports(job: _Month) -> list[dict]:
     exports = export_rows(job.data, job.month)
-    sdc.check_publishable(exports, where=str(job.folder / "figures.csv"), rollups=_rollups(job.data))
+    sdc.check_publishable(exports, where=str(job.folder / "figures.csv"), rollups=_rollups(job.data),
+                          checked=job.data.checked)
     return exports
 
 
