@@ -157,15 +157,19 @@ def month_pages(data: ReportData, month: date, folder: Path) -> list[_Page]:
     return [_Page(i, folder / area.href, template, area) for i, (template, area) in enumerate(areas)]
 
 
-def _checked_contexts(job: _Month, pages: list[_Page], contexts: dict[_Page, dict]) -> dict[_Page, dict]:
-    """Each page's context, every one checked by sdc before any is written, put in `contexts`
-    in order once checked (so the page that raised is `pages[len(contexts)]`)."""
+def _checked_contexts(job: _Month, pages: list[_Page]) -> tuple[dict[_Page, dict], tuple | None]:
+    """Each page's context, every one checked by sdc before any is written: (the contexts,
+    None), or (those checked, (the index of the page refused, the error)) at the first refusal."""
     rollups = _rollups(job.data)
+    contexts: dict[_Page, dict] = {}
     for page in pages:
-        context = _CONTEXTS[page.template](job.data, job.month, page.area)
-        sdc.check_publishable(context, where=str(page.path), rollups=rollups, checked=job.data.checked)
+        try:     # a refusal, or a page that cannot be built: either way no page of the month is written
+            context = _CONTEXTS[page.template](job.data, job.month, page.area)
+            sdc.check_publishable(context, where=str(page.path), rollups=rollups, checked=job.data.checked)
+        except Exception as refused:
+            return contexts, (page.index, refused)
         contexts[page] = context
-    return contexts
+    return contexts, None
 
 
 def _checked_exports(job: _Month) -> list[dict]:
@@ -238,18 +242,14 @@ class _Workers:
     def _render(self, job: _Month, pages: list[_Page]) -> _Rendered:
         for _process, ours in self.links:
             ours.send((job.month, job.cache))
-        refusals, export_error = [], None
+        export_error = None
         try:
             exports = _checked_exports(job)      # while the workers build their pages
         except Exception as refused:
             exports, export_error = [], refused
-        ours_pages, contexts = pages[0::self.count], {}
-        try:
-            _checked_contexts(job, ours_pages, contexts)
-        except Exception as refused:
-            refusals.append((ours_pages[len(contexts)].index, refused))
+        contexts, refusal = _checked_contexts(job, pages[0::self.count])
         replies = [self._receive(process, link) for process, link in self.links]
-        refusals = sorted(refusals + [r for r in replies if r is not None], key=lambda r: r[0])
+        refusals = sorted((r for r in [refusal, *replies] if r is not None), key=lambda r: r[0])
         for (_process, link), reply in zip(self.links, replies):
             if reply is None:               # waiting to be told whether to write
                 link.send(not refusals and export_error is None)
@@ -318,11 +318,9 @@ def _worker_loop(link, env: Environment, data: ReportData, reports_dir: Path, sh
         month, cache = order
         job = _Month(env, data, month, reports_dir, cache)
         pages = month_pages(data, month, job.folder)[share::count]
-        contexts: dict[_Page, dict] = {}
-        try:
-            _checked_contexts(job, pages, contexts)
-        except Exception as refused:
-            link.send((pages[len(contexts)].index, _portable(refused)))
+        contexts, refusal = _checked_contexts(job, pages)
+        if refusal:
+            link.send((refusal[0], _portable(refusal[1])))
             continue
         link.send(None)
         try:

@@ -352,3 +352,27 @@ def test_a_page_digest_names_a_metric_by_id_and_changes_with_the_sql(monkeypatch
     assert page_cache.page_digest("hwb_page.html.j2", {**context, "value": 12.6}) != before
     monkeypatch.setattr(page_cache, "sql_digest", lambda: "an edited metric header")
     assert page_cache.page_digest("hwb_page.html.j2", context) != before
+
+
+@pytest.mark.parametrize("share", [0, 1])
+def test_a_page_that_cannot_be_built_fails_its_month_in_either_process(con, tmp_path, monkeypatch,
+                                                                      two_workers, share):
+    """Share 0 is the parent's, share 1 the forked worker's: either way the month writes
+    nothing, the workers stay in step, and the next months render."""
+    months = _months(con)
+    pages = report.month_pages(report.load_report_data(con, months[0], months[0]), months[0], tmp_path)
+    broken = pages[share]
+    original = report._CONTEXTS[broken.template]
+
+    def building(data, month, area):
+        if month == months[0] and area.code == broken.area.code:
+            raise ValueError(f"cannot build {area.code}")
+        return original(data, month, area)
+
+    monkeypatch.setitem(report._CONTEXTS, broken.template, building)
+    reports = tmp_path / "reports"
+    with pytest.raises(ValueError, match=f"cannot build {broken.area.code}"):
+        report.render_reports(con, reports, months)
+    assert not _pages(reports, months[0])
+    for month in months[1:]:
+        assert len(_pages(reports, month)) == len(AREAS) + 1, f"{month} was not rendered"
